@@ -1,0 +1,31 @@
+# Rebuilds every figure of Carroll et al. 2025 (transient ridge) and the
+# LLC-over-training analysis of Hoogland et al. 2024. See README.md.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/llc.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/claims.smk"
+
+
+rule all:
+    input:
+        experiment_targets("mini"),
+    default_target: True
+
+
+rule paper:
+    input:
+        experiment_targets("paper"),
+
+
+include: "workflow/rules/targets.smk"

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny experiment config that every stage can run in seconds."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from transient_ridge.config import ExperimentConfig, load_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+TINY_BLOCK = {
+    "description": "tiny test experiment",
+    "data": {"D": 2, "K": 4, "noise_variance": 0.1, "M": [1, 4, "inf"]},
+    "seeds": {"tasks": 0, "train": 1, "init": 2, "probes": 3, "sgld": 4},
+    "probes": {"root_sequences": 16, "ood_sequences": 32, "id_sequences": 32, "dmmse_chunk": 3},
+    "model": {"n_layer": 1, "d_model": 8, "n_head": 2, "d_mlp": 16},
+    "training": {
+        "steps": 40,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "schedule": {"kind": "warmup_constant", "warmup_steps": 5},
+        "log_every": 10,
+        "resume_every": 10,
+    },
+    "checkpoints": {"linear_interval": 10, "log_count": 5, "weights_every": 2},
+    "evaluation": {"batch_size": 64},
+    "pca": {"n_components": 3},
+    "llc": {
+        "epsilon": 1e-3,
+        "gamma": 100.0,
+        "nbeta": 10.0,
+        "num_samples": 64,
+        "num_chains": 2,
+        "num_burnin": 5,
+        "num_draws": 10,
+        "batch_size": 16,
+        "num_checkpoints": 2,
+        "calibration": {"M": [4], "epsilon": [1e-3], "gamma": [100.0]},
+    },
+    "figures": {"smoothing_window": 1},
+}
+
+
+@pytest.fixture
+def tiny_block() -> dict:
+    return copy.deepcopy(TINY_BLOCK)
+
+
+@pytest.fixture
+def tiny_cfg(tiny_block) -> ExperimentConfig:
+    return ExperimentConfig.from_dict("tiny", tiny_block)
+
+
+@pytest.fixture(scope="session")
+def repo_config() -> dict:
+    return load_yaml(REPO / "config.yaml")

@@ -1,0 +1,70 @@
+"""Claims: transience detection on constructed curves; claims report without raising."""
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from transient_ridge.claims import check_claims, claims_json, claims_markdown, measure_transience
+
+
+def _outputs(M, ood, ridge, dmmse):
+    steps = np.arange(len(ood)) * 10
+    return xr.Dataset(
+        {"loss_ood": ("step", ood), "dist_ridge": ("step", ridge), "dist_dmmse": ("step", dmmse),
+         "loss_id": ("step", dmmse)},
+        coords={"step": steps},
+        attrs={"M": M},
+    )
+
+
+def test_transient_curve_is_detected():
+    ood = np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2])
+    ridge = np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3])
+    dmmse = np.array([1.0, 0.6, 0.4, 0.3, 0.2, 0.1])
+    m = measure_transience(_outputs(16.0, ood, ridge, dmmse), 1)
+    assert m.is_transient and m.ood_min_step == 20 and abs(m.ood_rise - 0.5) < 1e-12
+
+
+def test_monotone_curve_is_not_transient():
+    falling = np.linspace(2, 1, 6)
+    assert not measure_transience(_outputs(16.0, falling, falling, falling), 1).is_transient
+    # rise too small
+    ood = np.array([2.0, 1.0, 0.8, 0.85, 0.86, 0.88])
+    assert not measure_transience(_outputs(16.0, ood, ood, np.linspace(1, 0.1, 6)), 1).is_transient
+
+
+def test_check_claims_reports_holds_and_failures():
+    steps = 6
+    outputs = {
+        1.0: _outputs(1.0, np.linspace(3, 2, steps), np.full(steps, 1.0), np.linspace(0.5, 0.01, steps)),
+        16.0: _outputs(16.0, np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2]), np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3]),
+                       np.linspace(1.0, 0.1, steps)),
+        math.inf: _outputs(math.inf, np.linspace(2, 1.02, steps), np.linspace(1, 0.01, steps), np.linspace(1, 0.01, steps)),
+    }
+    baselines = xr.Dataset({"loss_ridge_ood": ("token", [1.0, 1.0])})
+    pca = xr.Dataset(
+        {
+            "predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0], [5.0, 5.0]]),
+            "trajectory": (("M", "step", "pc"), np.array([[[5, 5], [9.5, 0.2]], [[5, 5], [2, 2]], [[5, 5], [0.3, 0.1]]], float)),
+            "explained_variance_ratio": ("pc", [0.5, 0.2]),
+        },
+        coords={"predictor": ["ridge", "dmmse_M1", "dmmse_M16"], "pc": [1, 2], "M": [1.0, 16.0, math.inf]},
+    )
+    llc = xr.Dataset(
+        {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, 6.0], [5.0, 9.0]])},
+        coords={"M": [1.0, 16.0, math.inf], "step": [10, 50]},
+    )
+    claims = {c.name: c for c in check_claims(outputs, baselines, pca, llc, min_transient_runs=1)}
+    assert claims["smallest_M_ends_at_dmmse"].holds
+    assert claims["infinite_M_ends_at_ridge"].holds
+    assert claims["pca_separates_predictors"].holds
+    assert claims["llc_grows_with_M_for_dmmse_runs"].holds
+    assert claims["transient_ridge"].holds and claims["transient_ridge"].evidence["transient_M"] == ["16"]
+    text = claims_markdown("x", list(claims.values()))
+    assert "5 of 5 claims hold" in text
+    assert '"inf"' in claims_json("x", list(claims.values())) or "inf" in claims_json("x", list(claims.values()))
+    # a failing claim is reported, not raised
+    outputs[math.inf] = _outputs(math.inf, np.linspace(2, 1.5, steps), np.ones(steps), np.ones(steps))
+    claims = {c.name: c for c in check_claims(outputs, baselines, pca, llc, min_transient_runs=1)}
+    assert not claims["infinite_M_ends_at_ridge"].holds

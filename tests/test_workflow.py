@@ -1,0 +1,78 @@
+"""The workflow: dry runs of every target, lint, environments in sync with pyproject."""
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+
+
+def _snakemake(*args, cwd=REPO):
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _job_counts(stdout):
+    counts = {}
+    for line in stdout.splitlines():
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if match:
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.mark.parametrize("target, runs", [("all", 5), ("paper", 23), ("transient", 6), ("paper_slice", 5)])
+def test_dry_run_schedules_one_training_job_per_M(target, runs, tmp_path):
+    result = _snakemake("-n", target, "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _job_counts(result.stdout)
+    assert counts["train"] == runs and counts["evaluate"] == runs and counts["llc_run"] == runs
+    for rule in ("tasks", "baselines", "pca", "llc", "claims", "fig1_pca", "fig3", "figF_llc_traces"):
+        assert counts[rule] == 1, rule
+
+
+def test_lint_is_clean():
+    result = _snakemake("--lint")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments:\n  mini:\n    data:\n      D: 0\n")
+    result = _snakemake("-n", "all", "--configfile", str(bad), "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
+    assert result.returncode != 0
+    assert "experiments.mini.data.D" in result.stderr and ">= 1" in result.stderr
+
+
+def _normalise(name):
+    return {"pytorch": "torch"}.get(name, name).lower().replace("_", "-")
+
+
+def test_conda_envs_parse_and_match_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = {_normalise(re.split(r"[<>=!~ ]", dep)[0]) for dep in project["project"]["dependencies"]}
+    env_files = sorted((REPO / "envs").glob("*.yaml"))
+    assert env_files
+    for path in env_files:
+        env = yaml.safe_load(path.read_text())
+        listed = {
+            _normalise(re.split(r"[<>=!~ ]", dep)[0])
+            for dep in env["dependencies"]
+            if isinstance(dep, str)
+        } - {"python", "pip"}
+        assert listed == wanted, f"{path.name}: extra {listed - wanted}, missing {wanted - listed}"
+
+
+def test_every_rule_names_an_existing_env_log_and_benchmark():
+    texts = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', texts):
+        assert (REPO / "workflow" / "rules" / env).resolve().exists(), env
+    rules_with_script = texts.count("script:")
+    assert texts.count("log:") == rules_with_script and texts.count("benchmark:") == rules_with_script

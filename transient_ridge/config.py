@@ -1,0 +1,357 @@
+"""Experiment configuration: schema validation and frozen per-stage dataclasses.
+
+``config.yaml`` is validated against ``workflow/schemas/config.schema.yaml``
+before any job starts (:func:`validate_config`); each stage then turns its
+block into a frozen dataclass (:meth:`ExperimentConfig.from_dict`) that
+rejects unknown keys, so a typo can never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "SeedConfig",
+    "ProbeConfig",
+    "ModelShape",
+    "ScheduleConfig",
+    "TrainingConfig",
+    "CheckpointConfig",
+    "EvaluationConfig",
+    "PCAConfig",
+    "LLCCalibrationConfig",
+    "LLCConfig",
+    "FigureConfig",
+    "ExperimentConfig",
+    "parse_task_count",
+    "format_task_count",
+    "load_yaml",
+    "validate_config",
+]
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message names the key."""
+
+
+def parse_task_count(value: int | float | str) -> float:
+    """Turn a config M value (an integer or ``"inf"``) into a float (``math.inf`` for ∞)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in {"inf", "infinity", "∞"}:
+            return math.inf
+        if not text.isdigit():
+            raise ConfigError(f"M={value!r} must be an integer >= 1 or 'inf'")
+        value = int(text)
+    if isinstance(value, float) and math.isinf(value) and value > 0:
+        return math.inf
+    if int(value) != value or value < 1:
+        raise ConfigError(f"M={value!r} must be an integer >= 1 or 'inf'")
+    return float(int(value))
+
+
+def format_task_count(M: float) -> str:
+    """Label of a task count as used in run names and wildcards: ``16`` or ``inf``."""
+    return "inf" if math.isinf(M) else str(int(M))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file into plain Python objects."""
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _describe_allowed(schema: Mapping[str, Any]) -> str:
+    """A short human description of what a (sub)schema allows."""
+    if "description" in schema and ("oneOf" in schema or "anyOf" in schema):
+        return str(schema["description"])
+    parts = []
+    if "type" in schema:
+        parts.append(str(schema["type"]))
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(map(str, schema["enum"])))
+    if "const" in schema:
+        parts.append(f"exactly {schema['const']!r}")
+    for key, symbol in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
+        if key in schema:
+            parts.append(f"{symbol} {schema[key]}")
+    if "minItems" in schema:
+        parts.append(f"at least {schema['minItems']} item(s)")
+    if "properties" in schema:
+        parts.append("keys: " + ", ".join(schema["properties"]))
+    return " ".join(parts) if parts else "see workflow/schemas/config.schema.yaml"
+
+
+def validate_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
+    """Validate a whole config mapping against the JSON schema.
+
+    Raises :class:`ConfigError` whose message names every offending key (as a
+    dotted path such as ``experiments.mini.data.D``), the bad value and the
+    allowed range. Returns ``None`` when the config is valid.
+    """
+    import jsonschema
+
+    schema = load_yaml(schema_path)
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    lines = []
+    for error in errors:
+        key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+        if error.validator == "additionalProperties":
+            lines.append(f"{key}: {error.message} (allowed {_describe_allowed(error.schema)})")
+        else:
+            lines.append(
+                f"{key}: {error.instance!r} is not allowed ({error.message}); "
+                f"allowed: {_describe_allowed(error.schema)}"
+            )
+    raise ConfigError(
+        f"invalid configuration ({len(errors)} problem(s)); fix config.yaml or your --configfile:\n  "
+        + "\n  ".join(lines)
+    )
+
+
+def _build(cls: type, mapping: Mapping[str, Any] | None, where: str) -> Any:
+    """Construct a frozen dataclass from a mapping, rejecting unknown keys."""
+    mapping = dict(mapping or {})
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys: {sorted(names)}")
+    try:
+        return cls(**mapping)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Task distribution: dimension D, K pairs per sequence, label noise σ², the M grid."""
+
+    D: int
+    K: int
+    noise_variance: float
+    M: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "M", tuple(parse_task_count(m) for m in self.M))
+        if self.D < 1 or self.K < 1 or self.noise_variance < 0:
+            raise ConfigError(f"data: need D >= 1, K >= 1, noise_variance >= 0; got {self}")
+
+    @property
+    def max_finite_M(self) -> int:
+        """Length of the task sequence to draw: the largest finite M (at least 1)."""
+        finite = [int(m) for m in self.M if math.isfinite(m)]
+        return max(finite, default=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedConfig:
+    """Independent seeds for each source of randomness."""
+
+    tasks: int
+    train: int
+    init: int
+    probes: int
+    sgld: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig:
+    """Sizes of the fixed probe sets (sequences)."""
+
+    root_sequences: int
+    ood_sequences: int
+    id_sequences: int
+    dmmse_chunk: int = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """Transformer shape knobs from config (D and K come from :class:`DataConfig`)."""
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_mlp: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule; see :func:`transient_ridge.schedule.learning_rate`."""
+
+    kind: str
+    warmup_steps: int = 0
+    pct_start: float = 0.3
+    final_lr_fraction: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Optimizer (Adam), schedule and run length."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    schedule: ScheduleConfig
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    log_every: int = 500
+    resume_every: int = 1000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.schedule, Mapping):
+            object.__setattr__(self, "schedule", _build(ScheduleConfig, self.schedule, "training.schedule"))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """Checkpoint schedule (linear ∪ log) and which checkpoints keep weights."""
+
+    linear_interval: int
+    log_count: int
+    weights_every: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Evaluation batching."""
+
+    batch_size: int = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class PCAConfig:
+    """Joint trajectory PCA."""
+
+    n_components: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class LLCCalibrationConfig:
+    """ε × γ grid swept on the final checkpoints of a few runs."""
+
+    M: tuple[float, ...]
+    epsilon: tuple[float, ...]
+    gamma: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "M", tuple(parse_task_count(m) for m in self.M))
+        object.__setattr__(self, "epsilon", tuple(float(e) for e in self.epsilon))
+        object.__setattr__(self, "gamma", tuple(float(g) for g in self.gamma))
+
+
+@dataclasses.dataclass(frozen=True)
+class LLCConfig:
+    """SGLD settings of the LLC estimate (Lau et al. 2023; Hoogland et al. 2024)."""
+
+    epsilon: float
+    gamma: float
+    nbeta: float
+    num_samples: int
+    num_chains: int
+    num_burnin: int
+    num_draws: int
+    batch_size: int
+    num_checkpoints: int
+    steps_between_draws: int = 1
+    calibration: LLCCalibrationConfig | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.calibration, Mapping):
+            object.__setattr__(
+                self, "calibration", _build(LLCCalibrationConfig, self.calibration, "llc.calibration")
+            )
+
+    def sgld_settings(self) -> dict[str, float | int]:
+        """The settings recorded as store attributes (everything but the calibration grid)."""
+        settings = dataclasses.asdict(self)
+        settings.pop("calibration")
+        settings.pop("num_checkpoints")
+        settings["n"] = self.num_samples
+        settings["beta"] = self.nbeta / self.num_samples
+        return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureConfig:
+    """Plot settings (raw data always stays in the stores)."""
+
+    smoothing_window: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment block of ``config.yaml``, turned into frozen stage configs."""
+
+    name: str
+    description: str
+    data: DataConfig
+    seeds: SeedConfig
+    probes: ProbeConfig
+    model: ModelShape
+    training: TrainingConfig
+    checkpoints: CheckpointConfig
+    evaluation: EvaluationConfig
+    pca: PCAConfig
+    llc: LLCConfig
+    figures: FigureConfig
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, name: str, block: Mapping[str, Any]) -> ExperimentConfig:
+        """Build from the ``experiments.<name>`` block of the config."""
+        sections = {
+            "data": DataConfig,
+            "seeds": SeedConfig,
+            "probes": ProbeConfig,
+            "model": ModelShape,
+            "training": TrainingConfig,
+            "checkpoints": CheckpointConfig,
+            "evaluation": EvaluationConfig,
+            "pca": PCAConfig,
+            "llc": LLCConfig,
+            "figures": FigureConfig,
+        }
+        unknown = sorted(set(block) - set(sections) - {"description"})
+        if unknown:
+            raise ConfigError(f"experiments.{name}: unknown key(s) {unknown}")
+        missing = sorted(set(sections) - set(block))
+        if missing:
+            raise ConfigError(f"experiments.{name}: missing section(s) {missing}")
+        built = {
+            key: _build(section_cls, block[key], f"experiments.{name}.{key}")
+            for key, section_cls in sections.items()
+        }
+        return cls(name=name, description=str(block.get("description", "")), raw=dict(block), **built)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], name: str) -> ExperimentConfig:
+        """Pick experiment ``name`` out of a whole config mapping."""
+        experiments = config.get("experiments", {})
+        if name not in experiments:
+            raise ConfigError(
+                f"experiment {name!r} is not in the config; known experiments: {sorted(experiments)}"
+            )
+        return cls.from_dict(name, experiments[name])
+
+    def to_json(self) -> str:
+        """The experiment's raw config block as JSON (stored in every output's attrs)."""
+        return json.dumps({"name": self.name, **self.raw}, sort_keys=True, default=str)

@@ -1,0 +1,121 @@
+"""Joint trajectory PCA (Carroll et al. 2025, §4).
+
+Each checkpoint of each run becomes the row vector of its predictions on the
+fixed root batch (``B·K`` numbers). All runs and checkpoints are stacked,
+centred and decomposed; the idealized predictors (ridge, dMMSE_M) are encoded
+the same way and *projected* with the fitted centring, never fitted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+from sklearn.decomposition import PCA
+
+from .config import format_task_count
+
+__all__ = ["TrajectoryPCA", "stack_trajectories", "build_pca_dataset"]
+
+
+class TrajectoryPCA:
+    """PCA of a matrix of prediction vectors, with deterministic signs.
+
+    Parameters follow scikit-learn: ``n_components``, ``svd_solver``
+    (``"auto"`` uses randomized SVD for large matrices), ``random_state``.
+    Fitted attributes: ``mean_`` ``(F,)``, ``components_`` ``(P, F)`` (unit rows),
+    ``explained_variance_`` and ``explained_variance_ratio_`` ``(P,)``.
+    Signs are fixed so that the largest-magnitude entry of each component is
+    positive, so reruns and solvers agree.
+    """
+
+    def __init__(self, n_components: int = 4, *, svd_solver: str = "auto", random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.svd_solver = svd_solver
+        self.random_state = random_state
+
+    def fit(self, rows: np.ndarray) -> TrajectoryPCA:
+        """Fit on ``rows`` of shape ``(N, F)`` (N checkpoints × F = B·K features)."""
+        rows = np.asarray(rows)
+        limit = min(rows.shape)
+        if not 1 <= self.n_components <= limit:
+            raise ValueError(
+                f"n_components={self.n_components} must be between 1 and min(n_samples, n_features)={limit}"
+            )
+        pca = PCA(n_components=self.n_components, svd_solver=self.svd_solver, random_state=self.random_state)
+        pca.fit(rows)
+        components = pca.components_.astype(np.float64)
+        signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
+        self.components_ = components * signs[:, None]
+        self.mean_ = pca.mean_.astype(np.float64)
+        self.explained_variance_ = pca.explained_variance_.astype(np.float64)
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_.astype(np.float64)
+        return self
+
+    def transform(self, rows: np.ndarray) -> np.ndarray:
+        """Project ``(N, F)`` rows with the fitted centring: ``(N, P)``."""
+        if not hasattr(self, "components_"):
+            raise RuntimeError("TrajectoryPCA is not fitted yet; call fit first")
+        return (np.asarray(rows, dtype=np.float64) - self.mean_) @ self.components_.T
+
+
+def stack_trajectories(outputs: dict[float, xr.Dataset]) -> tuple[np.ndarray, list[float], np.ndarray]:
+    """Stack ``pred_root(step, sequence, token)`` of every run into rows.
+
+    Returns:
+        rows ``(len(M)·S, B·K)`` float32 (run-major), the sorted M values, the shared steps ``(S,)``.
+    """
+    M_values = sorted(outputs)
+    steps = outputs[M_values[0]]["step"].values
+    for M in M_values:
+        if not np.array_equal(outputs[M]["step"].values, steps):
+            raise ValueError(f"run M={format_task_count(M)} has other checkpoint steps than M={format_task_count(M_values[0])}")
+    rows = np.concatenate(
+        [outputs[M]["pred_root"].values.reshape(len(steps), -1).astype(np.float32) for M in M_values]
+    )
+    return rows, M_values, steps
+
+
+def build_pca_dataset(
+    outputs: dict[float, xr.Dataset], baselines: xr.Dataset, *, n_components: int, random_state: int = 0
+) -> xr.Dataset:
+    """``pca.zarr`` content (layout in docs/stores.md) from every run's outputs and the baselines."""
+    rows, M_values, steps = stack_trajectories(outputs)
+    first = outputs[M_values[0]]["pred_root"]
+    n_sequences, n_tokens = first.sizes["sequence"], first.sizes["token"]
+    pca = TrajectoryPCA(n_components, random_state=random_state).fit(rows)
+    trajectory = pca.transform(rows).reshape(len(M_values), len(steps), n_components)
+
+    predictor_labels = ["ridge"]
+    predictor_rows = [baselines["ridge_root"].values.reshape(-1)]
+    for M in baselines["M"].values:
+        if math.isfinite(M):
+            predictor_labels.append(f"dmmse_M{format_task_count(M)}")
+            predictor_rows.append(baselines["dmmse_root"].sel(M=M).values.reshape(-1))
+    projection = pca.transform(np.stack(predictor_rows))
+
+    loadings = (pca.components_**2).reshape(n_components, n_sequences, n_tokens).sum(axis=1)
+    feature = np.arange(n_sequences * n_tokens)
+    pcs = np.arange(1, n_components + 1)
+    return xr.Dataset(
+        {
+            "trajectory": (("M", "step", "pc"), trajectory),
+            "explained_variance_ratio": ("pc", pca.explained_variance_ratio_),
+            "components": (("pc", "feature"), pca.components_),
+            "token_loadings": (("pc", "token"), loadings),
+            "mean": ("feature", pca.mean_),
+            "predictor_projection": (("predictor", "pc"), projection),
+        },
+        coords={
+            "M": np.array(M_values, dtype=np.float64),
+            "step": steps,
+            "pc": pcs,
+            "token": first["token"].values,
+            "feature": feature,
+            "feature_sequence": ("feature", np.repeat(np.arange(n_sequences), n_tokens)),
+            "feature_token": ("feature", np.tile(first["token"].values, n_sequences)),
+            "predictor": predictor_labels,
+        },
+        attrs={key: value for key, value in baselines.attrs.items() if key in ("experiment", "config", "code_version")},
+    )

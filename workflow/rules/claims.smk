@@ -1,0 +1,22 @@
+# Checks the paper's findings on the experiment's own stores; reports, never fails.
+
+
+rule claims:
+    input:
+        outputs=get_outputs_stores,
+        baselines=get_baselines_store,
+        pca="results/{exp}/pca.zarr",
+        llc="results/{exp}/llc.zarr",
+    output:
+        md=report("results/{exp}/claims.md", category="{exp}", subcategory="claims"),
+        json="results/{exp}/claims.json",
+    params:
+        experiment=get_experiment,
+    log:
+        "logs/{exp}/claims.log",
+    benchmark:
+        "results/{exp}/benchmarks/claims.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/claims.py"

@@ -1,0 +1,168 @@
+# Config validation and named path/param helpers. No rule logic lives here.
+import math
+from pathlib import Path
+
+from transient_ridge.config import (
+    ConfigError,
+    ExperimentConfig,
+    format_task_count,
+    parse_task_count,
+    validate_config,
+)
+from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
+
+# figures drawn from time series also get an unsmoothed variant under figures/raw/
+TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig1"]
+
+
+validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+EXPERIMENTS = {
+    name: ExperimentConfig.from_config(config, name) for name in config["experiments"]
+}
+
+
+def _check_calibration(experiment):
+    calibration = experiment.llc.calibration
+    if calibration is None:
+        return
+    unknown = [m for m in calibration.M if m not in experiment.data.M]
+    if unknown:
+        raise ConfigError(
+            f"experiments.{experiment.name}.llc.calibration.M: {[format_task_count(m) for m in unknown]} "
+            f"are not in data.M {[format_task_count(m) for m in experiment.data.M]}"
+        )
+
+
+for _experiment in EXPERIMENTS.values():
+    _check_calibration(_experiment)
+
+
+wildcard_constraints:
+    exp="[A-Za-z][A-Za-z0-9_]*",
+    M="[0-9]+|inf",
+
+
+# ---- experiment lookups ------------------------------------------------------
+
+
+def get_experiment(wildcards):
+    """The raw config block of the wildcard's experiment (a plain dict)."""
+    return config["experiments"][wildcards.exp]
+
+
+def run_labels(exp):
+    """Run labels of an experiment: ['1', '4', ..., 'inf']."""
+    return [format_task_count(m) for m in EXPERIMENTS[exp].data.M]
+
+
+def has_calibration(exp):
+    return EXPERIMENTS[exp].llc.calibration is not None
+
+
+# ---- paths -------------------------------------------------------------------
+
+
+def tasks_store(exp):
+    return f"results/{exp}/data/tasks.zarr"
+
+
+def baselines_store(exp):
+    return f"results/{exp}/baselines.zarr"
+
+
+def run_dir(exp, M):
+    return f"results/{exp}/runs/M{M}"
+
+
+def outputs_store(exp, M):
+    return f"{run_dir(exp, M)}/outputs.zarr"
+
+
+def llc_run_store(exp, M):
+    return f"{run_dir(exp, M)}/llc.zarr"
+
+
+def pca_store(exp):
+    return f"results/{exp}/pca.zarr"
+
+
+def llc_store(exp):
+    return f"results/{exp}/llc.zarr"
+
+
+def calibration_store(exp):
+    return f"results/{exp}/llc_calibration.zarr"
+
+
+def figure_file(exp, name, ext, raw=False):
+    folder = "figures/raw" if raw else "figures"
+    return f"results/{exp}/{folder}/{name}.{ext}"
+
+
+def claims_file(exp, ext):
+    return f"results/{exp}/claims.{ext}"
+
+
+# ---- input functions -----------------------------------------------------------
+
+
+def get_tasks_store(wildcards):
+    return tasks_store(wildcards.exp)
+
+
+def get_baselines_store(wildcards):
+    return baselines_store(wildcards.exp)
+
+
+def get_outputs_stores(wildcards):
+    return [outputs_store(wildcards.exp, M) for M in run_labels(wildcards.exp)]
+
+
+def get_llc_run_stores(wildcards):
+    return [llc_run_store(wildcards.exp, M) for M in run_labels(wildcards.exp)]
+
+
+def get_calibration_checkpoints(wildcards):
+    calibration = EXPERIMENTS[wildcards.exp].llc.calibration
+    return [f"{run_dir(wildcards.exp, format_task_count(m))}/checkpoints" for m in calibration.M]
+
+
+def figure_inputs(name):
+    """An input function giving the named stores figure ``name`` reads."""
+
+    def inputs(wildcards):
+        exp = wildcards.exp
+        stores = {
+            "outputs": get_outputs_stores(wildcards),
+            "baselines": baselines_store(exp),
+            "pca": pca_store(exp),
+            "llc": llc_store(exp),
+        }
+        if has_calibration(exp):
+            stores["llc_calibration"] = calibration_store(exp)
+        wanted = FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())
+        return {key: stores[key] for key in wanted if key in stores}
+
+    return inputs
+
+
+def get_figure_settings(wildcards, output):
+    """Plot settings: the experiment's smoothing, or raw for the figures/raw/ variants."""
+    raw = "/figures/raw/" in str(output.pdf)
+    window = EXPERIMENTS[wildcards.exp].figures.smoothing_window
+    return {"smoothing_window": 1 if raw else window, "raw": raw}
+
+
+# ---- targets ---------------------------------------------------------------------
+
+
+def experiment_targets(exp):
+    """Every final output of an experiment: all figures (smoothed and raw) and the claims."""
+    if exp not in EXPERIMENTS:
+        raise ConfigError(f"experiment {exp!r} is not in the config; known: {sorted(EXPERIMENTS)}")
+    targets = [figure_file(exp, name, ext) for name in FIGURE_NAMES for ext in ("pdf", "png")]
+    targets += [
+        figure_file(exp, name, ext, raw=True) for name in TIME_SERIES_FIGURES for ext in ("pdf", "png")
+    ]
+    targets += [claims_file(exp, "md"), claims_file(exp, "json")]
+    return targets

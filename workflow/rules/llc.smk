@@ -1,0 +1,55 @@
+# Local learning coefficients: per run at selected checkpoints, gathered into one
+# store, and an epsilon x gamma calibration sweep on a few final models.
+
+
+rule llc_run:
+    input:
+        checkpoints="results/{exp}/runs/M{M}/checkpoints",
+        tasks=get_tasks_store,
+    output:
+        directory("results/{exp}/runs/M{M}/llc.zarr"),
+    params:
+        experiment=get_experiment,
+    threads: 1
+    log:
+        "logs/{exp}/llc/M{M}.log",
+    benchmark:
+        "results/{exp}/benchmarks/llc/M{M}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/llc_run.py"
+
+
+rule llc:
+    input:
+        get_llc_run_stores,
+    output:
+        directory("results/{exp}/llc.zarr"),
+    log:
+        "logs/{exp}/llc.log",
+    benchmark:
+        "results/{exp}/benchmarks/llc.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/llc_gather.py"
+
+
+rule llc_calibration:
+    input:
+        checkpoints=get_calibration_checkpoints,
+        tasks=get_tasks_store,
+    output:
+        directory("results/{exp}/llc_calibration.zarr"),
+    params:
+        experiment=get_experiment,
+    threads: 1
+    log:
+        "logs/{exp}/llc_calibration.log",
+    benchmark:
+        "results/{exp}/benchmarks/llc_calibration.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/llc_calibration.py"

@@ -1,0 +1,44 @@
+"""Rule `claims`: check the paper's findings on this experiment's stores (reports, never fails)."""
+
+import logging
+from pathlib import Path
+
+from transient_ridge.claims import check_claims, claims_json, claims_markdown
+from transient_ridge.config import ExperimentConfig
+from transient_ridge.runtime import configure_logging
+from transient_ridge.store import open_dataset
+
+
+def main(
+    experiment: str, block: dict, outputs_paths: list[str], baselines: str, pca: str, llc: str, md: str, json_path: str
+) -> None:
+    cfg = ExperimentConfig.from_dict(experiment, block)
+    outputs = {}
+    for path in outputs_paths:
+        dataset = open_dataset(path).drop_vars("pred_root")
+        outputs[float(dataset.attrs["M"])] = dataset
+    claims = check_claims(
+        outputs,
+        open_dataset(baselines),
+        open_dataset(pca),
+        open_dataset(llc),
+        smoothing_window=cfg.figures.smoothing_window,
+    )
+    for claim in claims:
+        logging.info("%s: %s", claim.name, "holds" if claim.holds else "does NOT hold")
+    Path(md).write_text(claims_markdown(experiment, claims))
+    Path(json_path).write_text(claims_json(experiment, claims))
+
+
+if "snakemake" in globals():
+    configure_logging(snakemake.log[0])
+    main(
+        snakemake.wildcards.exp,
+        snakemake.params.experiment,
+        list(snakemake.input.outputs),
+        snakemake.input.baselines,
+        snakemake.input.pca,
+        snakemake.input.llc,
+        snakemake.output.md,
+        snakemake.output.json,
+    )

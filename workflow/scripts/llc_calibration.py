@@ -1,0 +1,35 @@
+"""Rule `llc_calibration`: epsilon x gamma sweep of the LLC on a few final models."""
+
+from pathlib import Path
+
+from transient_ridge.checkpoint import list_checkpoints, load_checkpoint
+from transient_ridge.config import ExperimentConfig
+from transient_ridge.llc_stage import build_calibration_dataset
+from transient_ridge.runtime import configure_logging, pick_device, set_threads
+from transient_ridge.store import open_dataset, write_dataset
+from transient_ridge.tasks import tasks_from_dataset
+
+
+def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: str, output: str, threads: int) -> None:
+    cfg = ExperimentConfig.from_dict(experiment, block)
+    set_threads(threads)
+    by_M = {}
+    for directory in checkpoint_dirs:
+        _, metadata = load_checkpoint(next(iter(list_checkpoints(directory).values())))
+        by_M[float(metadata["M"])] = Path(directory)
+    dataset = build_calibration_dataset(
+        cfg, by_M, tasks_from_dataset(open_dataset(tasks_path)), device=pick_device()
+    )
+    write_dataset(dataset, output)
+
+
+if "snakemake" in globals():
+    configure_logging(snakemake.log[0])
+    main(
+        snakemake.wildcards.exp,
+        snakemake.params.experiment,
+        list(snakemake.input.checkpoints),
+        snakemake.input.tasks,
+        snakemake.output[0],
+        snakemake.threads,
+    )

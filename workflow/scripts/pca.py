@@ -1,0 +1,30 @@
+"""Rule `pca`: joint trajectory PCA of every run's root-batch predictions."""
+
+import logging
+
+from transient_ridge.config import ExperimentConfig
+from transient_ridge.pca import build_pca_dataset
+from transient_ridge.runtime import configure_logging
+from transient_ridge.store import open_dataset, write_dataset
+
+
+def main(experiment: str, block: dict, outputs_paths: list[str], baselines_path: str, output: str) -> None:
+    cfg = ExperimentConfig.from_dict(experiment, block)
+    outputs = {}
+    for path in outputs_paths:
+        dataset = open_dataset(path)
+        outputs[float(dataset.attrs["M"])] = dataset[["pred_root"]]
+    dataset = build_pca_dataset(outputs, open_dataset(baselines_path), n_components=cfg.pca.n_components)
+    logging.info("explained variance ratio: %s", dataset["explained_variance_ratio"].values.round(4).tolist())
+    write_dataset(dataset, output)
+
+
+if "snakemake" in globals():
+    configure_logging(snakemake.log[0])
+    main(
+        snakemake.wildcards.exp,
+        snakemake.params.experiment,
+        list(snakemake.input.outputs),
+        snakemake.input.baselines,
+        snakemake.output[0],
+    )

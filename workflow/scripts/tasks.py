@@ -1,0 +1,20 @@
+"""Rule `tasks`: write the nested task sequence and the fixed probe sets."""
+
+import logging
+
+from transient_ridge.config import ExperimentConfig
+from transient_ridge.runtime import configure_logging
+from transient_ridge.store import write_dataset
+from transient_ridge.tasks import build_tasks_dataset
+
+
+def main(experiment: str, block: dict, output: str) -> None:
+    cfg = ExperimentConfig.from_dict(experiment, block)
+    dataset = build_tasks_dataset(cfg)
+    logging.info("%s: %d tasks, probe sets %s", experiment, dataset.sizes["task"], dict(dataset.sizes))
+    write_dataset(dataset, output)
+
+
+if "snakemake" in globals():
+    configure_logging(snakemake.log[0])
+    main(snakemake.wildcards.exp, snakemake.params.experiment, snakemake.output[0])
