@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-__all__ = ["configure_logging", "pick_device", "set_threads"]
+__all__ = ["configure_logging", "pick_device", "claim_device", "set_threads"]
 
 
 def configure_logging(log_path: str | Path | None, level: int = logging.INFO) -> None:
@@ -38,3 +44,39 @@ def pick_device(preference: str = "auto") -> torch.device:
 def set_threads(threads: int) -> None:
     """Intra-op threads for torch (Snakemake's ``threads``)."""
     torch.set_num_threads(max(1, int(threads)))
+
+
+@contextlib.contextmanager
+def claim_device(lock_dir: str | Path | None = None) -> Iterator[torch.device]:
+    """Hold one GPU for the duration of a job; CPU when there is none.
+
+    Snakemake's ``gpu`` resource only limits *how many* GPU jobs run at once;
+    it does not say *which* GPU each job gets. Each job therefore takes an
+    exclusive ``flock`` on ``gpu-<i>.lock`` for the first free visible GPU
+    ``i`` and keeps it until the job ends (the kernel drops the lock if the
+    job dies). With ``resources: gpu=N`` and N visible GPUs a free one always
+    exists; under SLURM ``CUDA_VISIBLE_DEVICES`` already shows one GPU.
+    """
+    if not torch.cuda.is_available():
+        yield torch.device("cpu")
+        return
+    lock_dir = Path(lock_dir or os.environ.get("TRANSIENT_RIDGE_LOCK_DIR", tempfile.gettempdir()))
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_")
+    while True:
+        for index in range(torch.cuda.device_count()):
+            handle = open(lock_dir / f"transient-ridge-gpu-{visible}-{index}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                logging.getLogger(__name__).info("claimed GPU %d (%s)", index, torch.cuda.get_device_name(index))
+                torch.cuda.set_device(index)
+                yield torch.device("cuda", index)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        time.sleep(1.0)  # more GPU jobs than GPUs: wait for one to free up

@@ -10,6 +10,7 @@ rule claims:
     output:
         md=report("results/{exp}/claims.md", category="{exp}", subcategory="claims"),
         json="results/{exp}/claims.json",
+    localrule: True
     params:
         experiment=get_experiment,
     log:

@@ -16,6 +16,7 @@ for figure_name in FIGURE_NAMES:
                 category="{exp}",
                 subcategory="figures",
             ),
+        localrule: True
         params:
             figure=figure_name,
             settings=get_figure_settings,
@@ -39,6 +40,7 @@ for figure_name in TIME_SERIES_FIGURES:
         output:
             pdf=f"results/{{exp}}/figures/raw/{figure_name}.pdf",
             png=f"results/{{exp}}/figures/raw/{figure_name}.png",
+        localrule: True
         params:
             figure=figure_name,
             settings=get_figure_settings,

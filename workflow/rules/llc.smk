@@ -11,6 +11,8 @@ rule llc_run:
     params:
         experiment=get_experiment,
     threads: 1
+    resources:
+        gpu=1,
     log:
         "logs/{exp}/llc/M{M}.log",
     benchmark:
@@ -24,6 +26,7 @@ rule llc_run:
 rule llc:
     input:
         get_llc_run_stores,
+    localrule: True
     output:
         directory("results/{exp}/llc.zarr"),
     log:
@@ -45,6 +48,8 @@ rule llc_calibration:
     params:
         experiment=get_experiment,
     threads: 1
+    resources:
+        gpu=1,
     log:
         "logs/{exp}/llc_calibration.log",
     benchmark:

@@ -5,7 +5,7 @@ from pathlib import Path
 from transient_ridge.checkpoint import list_checkpoints, load_checkpoint
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.llc_stage import build_calibration_dataset
-from transient_ridge.runtime import configure_logging, pick_device, set_threads
+from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset, write_dataset
 from transient_ridge.tasks import tasks_from_dataset
 
@@ -17,9 +17,9 @@ def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: s
     for directory in checkpoint_dirs:
         _, metadata = load_checkpoint(next(iter(list_checkpoints(directory).values())))
         by_M[float(metadata["M"])] = Path(directory)
-    dataset = build_calibration_dataset(
-        cfg, by_M, tasks_from_dataset(open_dataset(tasks_path)), device=pick_device()
-    )
+    tasks = tasks_from_dataset(open_dataset(tasks_path))
+    with claim_device() as device:
+        dataset = build_calibration_dataset(cfg, by_M, tasks, device=device)
     write_dataset(dataset, output)
 
 

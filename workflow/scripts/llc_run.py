@@ -2,7 +2,7 @@
 
 from transient_ridge.config import ExperimentConfig, parse_task_count
 from transient_ridge.llc_stage import build_run_llc_dataset
-from transient_ridge.runtime import configure_logging, pick_device, set_threads
+from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset, write_dataset
 from transient_ridge.tasks import tasks_from_dataset
 
@@ -10,9 +10,9 @@ from transient_ridge.tasks import tasks_from_dataset
 def main(experiment: str, block: dict, M_label: str, checkpoints: str, tasks_path: str, output: str, threads: int) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
     set_threads(threads)
-    dataset = build_run_llc_dataset(
-        cfg, parse_task_count(M_label), checkpoints, tasks_from_dataset(open_dataset(tasks_path)), device=pick_device()
-    )
+    tasks = tasks_from_dataset(open_dataset(tasks_path))
+    with claim_device() as device:
+        dataset = build_run_llc_dataset(cfg, parse_task_count(M_label), checkpoints, tasks, device=device)
     write_dataset(dataset, output)
 
 

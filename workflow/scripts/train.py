@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from transient_ridge.config import ExperimentConfig, parse_task_count
-from transient_ridge.runtime import configure_logging, pick_device, set_threads
+from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset
 from transient_ridge.tasks import tasks_from_dataset
 from transient_ridge.train import ProbeInputs, train_run
@@ -14,17 +14,17 @@ def main(experiment: str, block: dict, M_label: str, tasks_path: str, checkpoint
     cfg = ExperimentConfig.from_dict(experiment, block)
     M = parse_task_count(M_label)
     set_threads(threads)
-    device = pick_device()
-    logging.info("%s M=%s on %s with %d thread(s)", experiment, M_label, device, threads)
     tasks_dataset = open_dataset(tasks_path)
-    train_run(
-        cfg,
-        M,
-        tasks_from_dataset(tasks_dataset),
-        ProbeInputs.from_tasks_dataset(tasks_dataset, M),
-        Path(checkpoints_dir).parent,
-        device=device,
-    )
+    with claim_device() as device:
+        logging.info("%s M=%s on %s with %d thread(s)", experiment, M_label, device, threads)
+        train_run(
+            cfg,
+            M,
+            tasks_from_dataset(tasks_dataset),
+            ProbeInputs.from_tasks_dataset(tasks_dataset, M),
+            Path(checkpoints_dir).parent,
+            device=device,
+        )
 
 
 if "snakemake" in globals():

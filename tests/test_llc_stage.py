@@ -1,0 +1,62 @@
+"""The llc stage on a tiny trained run: store layout, gathering across runs, calibration grid."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from transient_ridge.llc_stage import build_calibration_dataset, build_run_llc_dataset, gather_llc_datasets, llc_steps
+from transient_ridge.tasks import build_tasks_dataset, tasks_from_dataset
+from transient_ridge.train import ProbeInputs, train_run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import TINY_BLOCK
+    from transient_ridge.config import ExperimentConfig
+
+    cfg = ExperimentConfig.from_dict("tiny", TINY_BLOCK)
+    torch.set_num_threads(1)
+    tasks_ds = build_tasks_dataset(cfg)
+    tasks = tasks_from_dataset(tasks_ds)
+    runs = {}
+    for M in (4.0, math.inf):
+        run_dir = tmp_path_factory.mktemp(f"run{M}")
+        train_run(cfg, M, tasks, ProbeInputs.from_tasks_dataset(tasks_ds, M), run_dir)
+        runs[M] = run_dir / "checkpoints"
+    return cfg, tasks, runs
+
+
+def test_llc_steps_skip_init_and_end_at_final(tiny_cfg):
+    steps = llc_steps(tiny_cfg)
+    assert steps[0] > 0 and steps[-1] == tiny_cfg.training.steps and len(steps) <= tiny_cfg.llc.num_checkpoints
+
+
+def test_run_llc_store_layout(trained):
+    cfg, tasks, runs = trained
+    ds = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    assert ds["loss_trace"].dims == ("step", "chain", "draw")
+    assert ds["loss_trace"].shape == (len(llc_steps(cfg)), 2, 15)
+    assert np.isfinite(ds["llc_mean"]).all() and float(ds["M"]) == 4.0
+    assert ds.attrs["epsilon"] == 1e-3 and ds.attrs["n"] == 64 and ds.attrs["beta"] == pytest.approx(10 / 64)
+    again = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    np.testing.assert_array_equal(ds["loss_trace"].values, again["loss_trace"].values)
+
+
+def test_gather_outer_joins_steps(trained):
+    cfg, tasks, runs = trained
+    a = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    b = build_run_llc_dataset(cfg, math.inf, runs[math.inf], tasks).isel(step=[-1])
+    gathered = gather_llc_datasets([b, a])
+    assert gathered["llc_mean"].dims == ("M", "step")
+    assert gathered["M"].values.tolist() == [4.0, math.inf]
+    assert np.isnan(gathered["llc_mean"].sel(M=math.inf).values[0])
+    np.testing.assert_array_equal(gathered["llc_mean"].sel(M=4.0).values, a["llc_mean"].values)
+
+
+def test_calibration_grid(trained):
+    cfg, tasks, runs = trained
+    ds = build_calibration_dataset(cfg, {4.0: runs[4.0]}, tasks)
+    assert ds["loss_trace"].dims == ("M", "epsilon", "gamma", "chain", "draw")
+    assert np.isfinite(ds["llc_mean"]).all()
