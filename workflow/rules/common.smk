@@ -150,7 +150,8 @@ def get_figure_settings(wildcards, output):
     """Plot settings: the experiment's smoothing, or raw for the figures/raw/ variants."""
     raw = "/figures/raw/" in str(output.pdf)
     window = EXPERIMENTS[wildcards.exp].figures.smoothing_window
-    return {"smoothing_window": 1 if raw else window, "raw": raw}
+    M_values = [format_task_count(m) for m in EXPERIMENTS[wildcards.exp].data.M]
+    return {"smoothing_window": 1 if raw else window, "raw": raw, "M_values": M_values}
 
 
 # ---- targets ---------------------------------------------------------------------

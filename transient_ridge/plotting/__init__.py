@@ -1,0 +1,30 @@
+"""Plotting: every figure of the paper as a pure function of the zarr stores.
+
+The public names are re-exported by ``transient_ridge.figures``; the private
+modules each hold one part:
+
+- ``_smooth``: the centred moving average over checkpoints;
+- ``_style``: sizes, fonts, the M colour map and legend, the step axis;
+- ``_inputs``: ``FigureInputs`` (the opened stores) and ``FigureSettings``;
+- ``_training``, ``_pca``, ``_sweep``, ``_llc``: the panels, by subject;
+- ``_registry``: figure names, the stores each needs, dispatch and saving.
+"""
+
+from ._inputs import FigureInputs, FigureSettings, MissingStoreError
+from ._registry import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES, draw_figure, save_figure
+from ._smooth import smooth
+from ._style import format_M, m_colors
+
+__all__ = [
+    "FIGURE_NAMES",
+    "FIGURE_OPTIONAL_STORES",
+    "FIGURE_STORES",
+    "FigureInputs",
+    "FigureSettings",
+    "MissingStoreError",
+    "draw_figure",
+    "format_M",
+    "m_colors",
+    "save_figure",
+    "smooth",
+]

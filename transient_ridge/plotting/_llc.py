@@ -1,0 +1,211 @@
+"""LLC diagnostics: SGLD loss traces (App. F) and the LLC over training (Hoogland et al.)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
+
+from ._style import (
+    DOUBLE_WIDTH,
+    END,
+    SINGLE_WIDTH,
+    T_CRIT,
+    Color,
+    add_m_legend,
+    add_marker_legend,
+    format_M,
+    format_number,
+    new_figure,
+    proxy,
+    set_log_y,
+    set_step_axis,
+)
+from ._training import series, t_crit_index
+
+__all__ = ["figF_llc_traces", "fig_llc_over_time"]
+
+BURN_IN_COLOR = "0.88"
+
+
+def _draws(trace: xr.DataArray) -> np.ndarray:
+    """The draw axis values (the coordinate if the store has one, else 0, 1, …)."""
+    if "draw" in trace.coords:
+        return np.asarray(trace["draw"].values, dtype=np.float64)
+    return np.arange(trace.sizes["draw"], dtype=np.float64)
+
+
+def _draw_traces(
+    ax: Axes, trace: np.ndarray, draws: np.ndarray, num_burnin: int | None, color: Any, init_loss: float | None
+) -> None:
+    """``trace(chain, draw)`` as one line per chain; burn-in shaded; ``ℓ_n(w*)`` dotted."""
+    if num_burnin:
+        # Burn-in is draw index < num_burnin; shade up to halfway to the first kept draw.
+        n = len(draws)
+        edge = draws[-1] if num_burnin >= n else (draws[num_burnin - 1] + draws[num_burnin]) / 2
+        ax.axvspan(draws[0], edge, color=BURN_IN_COLOR, linewidth=0, zorder=0)
+    for chain in np.atleast_2d(trace):
+        ax.plot(draws, chain, color=color, linewidth=0.6, alpha=0.75, zorder=2)
+    if init_loss is not None and math.isfinite(init_loss):
+        ax.axhline(init_loss, color="black", linestyle=":", linewidth=0.8, zorder=3)
+    if len(draws) > 1:
+        ax.set_xlim(draws[0], draws[-1])
+
+
+def _burnin(ds: xr.Dataset) -> int | None:
+    value = ds.attrs.get("num_burnin")
+    return None if value is None else int(value)
+
+
+def _final_trace_step(llc: xr.Dataset, i: int) -> int | None:
+    """Index of the last step of M-row ``i`` with a finite LLC (else with any finite trace)."""
+    mean = np.asarray(llc["llc_mean"].transpose("M", "step").values[i], dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(mean))
+    if ok.size:
+        return int(ok[-1])
+    trace = llc["loss_trace"].transpose("M", "step", "chain", "draw").values[i]
+    ok = np.flatnonzero(np.isfinite(trace).any(axis=(1, 2)))
+    return int(ok[-1]) if ok.size else None
+
+
+def _estimate(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "λ̂ = n/a"
+    return f"λ̂ = {mean:.3g} ± {std:.2g}" if math.isfinite(std) else f"λ̂ = {mean:.3g}"
+
+
+def _final_traces(sub: SubFigure, llc: xr.Dataset, colors: Mapping[float, Color]) -> None:
+    trace = llc["loss_trace"].transpose("M", "step", "chain", "draw")
+    mean = llc["llc_mean"].transpose("M", "step").values
+    std = llc["llc_std"].transpose("M", "step").values
+    init = llc["init_loss"].transpose("M", "step").values if "init_loss" in llc else None
+    draws = _draws(trace)
+    rows = [(i, float(M), j) for i, M in enumerate(trace["M"].values) if (j := _final_trace_step(llc, i)) is not None]
+    rows.sort(key=lambda r: r[1])
+    ncols = min(4, max(1, len(rows)))
+    nrows = max(1, math.ceil(len(rows) / ncols))
+    axes = sub.subplots(nrows, ncols, sharex=True, squeeze=False)
+    steps = trace["step"].values
+    for ax, (i, M, j) in zip(axes.flat, rows):
+        _draw_traces(ax, trace.values[i, j], draws, _burnin(llc), colors[M], None if init is None else float(init[i, j]))
+        ax.set_title(f"$M$ = {format_M(M)}, step {steps[j]}\n{_estimate(float(mean[i, j]), float(std[i, j]))}", pad=2)
+    for ax in axes.flat[len(rows) :]:
+        ax.set_axis_off()
+    if not rows:
+        axes[0, 0].text(0.5, 0.5, "no LLC estimate in llc.zarr", ha="center", va="center")
+    for idx, ax in enumerate(axes.flat[: len(rows)]):
+        # subplots(sharex=True) labels only the last row; label every panel with none below
+        ax.tick_params(labelbottom=idx + ncols >= len(rows))
+    sub.suptitle("final checkpoints: SGLD minibatch loss per chain")
+    sub.supxlabel("SGLD draw")
+    sub.supylabel("minibatch loss")
+
+
+def _calibration_grid(sub: SubFigure, cal: xr.Dataset, i: int, colors: Mapping[float, Color]) -> None:
+    trace = cal["loss_trace"].transpose("M", "epsilon", "gamma", "chain", "draw")
+    M = float(trace["M"].values[i])
+    eps, gam = trace["epsilon"].values, trace["gamma"].values
+    mean = cal["llc_mean"].transpose("M", "epsilon", "gamma").values[i]
+    std = cal["llc_std"].transpose("M", "epsilon", "gamma").values[i]
+    init = float(np.asarray(cal["init_loss"].values).reshape(-1)[i]) if "init_loss" in cal else None
+    draws = _draws(trace)
+    axes = sub.subplots(len(eps), len(gam), sharex=True, squeeze=False)
+    for r, e in enumerate(eps):
+        for c, g in enumerate(gam):
+            ax = axes[r, c]
+            _draw_traces(ax, trace.values[i, r, c], draws, _burnin(cal), colors.get(M, "0.3"), init)
+            ax.set_title(_estimate(float(mean[r, c]), float(std[r, c])), pad=2)
+            if r == 0:
+                ax.annotate(f"γ = {format_number(g)}", (0.5, 1.0), xycoords="axes fraction", xytext=(0, 14),
+                            textcoords="offset points", ha="center", va="bottom", fontweight="bold")
+            if c == 0:
+                ax.set_ylabel(f"ε = {format_number(e)}", fontweight="bold")
+            if r < len(eps) - 1:
+                ax.tick_params(labelbottom=False)
+    sub.suptitle(f"calibration at $M$ = {format_M(M)}: SGLD minibatch loss per chain (rows ε, columns γ)")
+    sub.supxlabel("SGLD draw")
+
+
+def figF_llc_traces(
+    llc: xr.Dataset, calibration: xr.Dataset | None, colors: Mapping[float, Color]
+) -> Figure:
+    """SGLD loss traces of the final checkpoints and, if given, of the (ε, γ) calibration grid."""
+    n_final = llc.sizes["M"]
+    final_rows = max(1, math.ceil(n_final / 4))
+    heights = [1.5 * final_rows + 0.7]
+    n_cal = 0 if calibration is None else calibration.sizes["M"]
+    if calibration is not None:
+        n_eps = calibration.sizes["epsilon"]
+        heights += [1.25 * n_eps + 0.8] * n_cal
+    fig = new_figure(DOUBLE_WIDTH, sum(heights) + 0.3)
+    subs = fig.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    _final_traces(subs[0], llc, colors)
+    for k in range(n_cal):
+        assert calibration is not None
+        _calibration_grid(subs[1 + k], calibration, k, colors)
+    add_marker_legend(
+        fig,
+        {
+            "SGLD chain": proxy({}, linestyle="-", linewidth=0.8),
+            "burn-in (discarded)": proxy({"marker": "s", "markersize": 7.0}, color=BURN_IN_COLOR),
+            "$\\ell_n(w^*)$ (loss at the checkpoint)": proxy({}, color="black", linestyle=":"),
+        },
+    )
+    return fig
+
+
+def fig_llc_over_time(
+    llc: xr.Dataset,
+    outputs: Mapping[float, xr.Dataset],
+    colors: Mapping[float, Color],
+    window: int,
+    error: str,
+) -> Figure:
+    """LLC over training (top) above the in-distribution loss (bottom), per M."""
+    fig = new_figure(SINGLE_WIDTH, 4.4)
+    ax_llc, ax_loss = fig.subplots(2, 1, sharex=True)
+    mean = llc["llc_mean"].transpose("M", "step")
+    std = llc["llc_std"].transpose("M", "step").values
+    steps = np.asarray(mean["step"].values)
+    chains = llc["llc_chain"].transpose("M", "step", "chain").values if "llc_chain" in llc else None
+    for i in np.argsort(mean["M"].values):
+        M = float(mean["M"].values[i])
+        row = np.asarray(mean.values[i], dtype=np.float64)
+        ok = np.isfinite(row)
+        if not ok.any():
+            continue
+        err = np.where(np.isfinite(std[i]), std[i], 0.0)
+        if error == "sem":
+            healthy = np.isfinite(chains[i]).sum(axis=-1) if chains is not None else int(llc.attrs.get("num_chains", 1))
+            err = err / np.sqrt(np.maximum(healthy, 1))
+        ax_llc.errorbar(
+            steps[ok], row[ok], yerr=err[ok], color=colors[M], linewidth=0.9,
+            elinewidth=0.6, marker="o", markersize=2.5, zorder=3,
+        )
+    ax_llc.set_ylabel("LLC $\\hat\\lambda$")
+    for M, ds in outputs.items():
+        s, loss = series(ds, "loss_id", window)
+        ax_loss.plot(s, loss, color=colors[M], linewidth=0.8 if math.isinf(M) else 1.0, zorder=2)
+        j = t_crit_index(ds, s)
+        if j is not None:
+            ax_loss.plot(s[j], loss[j], color=colors[M], linestyle="none", zorder=4, **T_CRIT)
+    set_log_y(ax_loss)
+    ax_loss.set_ylabel("in-distribution loss")
+    set_step_axis(ax_llc, label=False)
+    set_step_axis(ax_loss)
+    ax_llc.tick_params(labelbottom=False)
+    add_m_legend(fig, [ax_llc, ax_loss], colors)
+    add_marker_legend(
+        fig,
+        {
+            "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains"): proxy(dict(END, markersize=2.5), linestyle="-"),
+            "$t_{\\mathrm{crit}}$": proxy(T_CRIT),
+        },
+        ncols=2,
+    )
+    return fig

@@ -1,0 +1,267 @@
+"""Figure names, the stores each needs, the single dispatch and saving."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ._inputs import FigureInputs, FigureSettings, require_vars
+from ._llc import fig_llc_over_time, figF_llc_traces
+from ._pca import draw_pca_pair, figC_pca_pairs, figE_token_loadings, pcs
+from ._style import (
+    DOUBLE_WIDTH,
+    SINGLE_WIDTH,
+    Color,
+    add_m_legend,
+    add_marker_legend,
+    finalize,
+    m_colors,
+    new_figure,
+    panel_letter,
+    style,
+)
+from ._sweep import MAxis, draw_llc_vs_M, draw_loss_vs_M
+from ._training import draw_distances, draw_ood_loss, figB_id_loss
+
+__all__ = ["FIGURE_NAMES", "FIGURE_OPTIONAL_STORES", "FIGURE_STORES", "draw_figure", "save_figure"]
+
+# Which stores each figure reads. "outputs" means every run's outputs.zarr.
+FIGURE_STORES: dict[str, tuple[str, ...]] = {
+    "fig1_ood_loss": ("outputs", "baselines"),
+    "fig1_distances": ("outputs",),
+    "fig1_pca": ("pca",),
+    "fig3_loss_vs_M": ("outputs", "baselines"),
+    "fig3_llc_vs_M": ("llc",),
+    "figB_id_loss": ("outputs", "baselines"),
+    "figC_pca_pairs": ("pca",),
+    "figE_token_loadings": ("pca",),
+    "figF_llc_traces": ("llc",),
+    "fig_llc_over_time": ("llc", "outputs"),
+    "fig1": ("outputs", "baselines", "pca"),
+    "fig3": ("outputs", "baselines", "llc"),
+}
+# Stores a figure uses when they are given, and draws without otherwise.
+FIGURE_OPTIONAL_STORES: dict[str, tuple[str, ...]] = {
+    "figF_llc_traces": ("llc_calibration",),
+}
+FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_STORES)
+
+# Variables each store must hold for the figures (checked up front for a clear error).
+_VARIABLES: dict[str, tuple[str, ...]] = {
+    "outputs": ("loss_ood", "loss_id", "dist_ridge", "dist_dmmse"),
+    "baselines": ("loss_ridge_ood", "loss_ridge_id", "loss_dmmse_id"),
+    "pca": ("trajectory", "explained_variance_ratio", "predictor_projection", "token_loadings"),
+    "llc": ("llc_mean", "llc_std", "loss_trace"),
+    "llc_calibration": ("llc_mean", "llc_std", "loss_trace"),
+}
+
+Colors = Mapping[float, Color]
+
+
+def _fig1_ood_loss(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    fig = new_figure(SINGLE_WIDTH, 2.9)
+    ax = fig.add_subplot()
+    assert inputs.baselines is not None
+    handles = draw_ood_loss(ax, inputs.outputs, inputs.baselines, colors, settings.window)
+    add_m_legend(fig, ax, colors)
+    add_marker_legend(fig, handles)
+    return fig
+
+
+def _fig1_distances(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    fig = new_figure(SINGLE_WIDTH, 3.6)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    handles = draw_distances(top, bottom, inputs.outputs, colors, settings.window)
+    add_m_legend(fig, [top, bottom], colors)
+    add_marker_legend(fig, handles)
+    return fig
+
+
+def _fig1_pca(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.pca is not None
+    pc1, pc2 = _first_two_pcs("fig1_pca", inputs)
+    fig = new_figure(SINGLE_WIDTH, 3.3)
+    ax = fig.add_subplot()
+    handles = draw_pca_pair(ax, inputs.pca, colors, pc1, pc2, settings.window)
+    add_m_legend(fig, ax, colors)
+    add_marker_legend(fig, handles, ncols=4)
+    return fig
+
+
+def _first_two_pcs(figure: str, inputs: FigureInputs) -> tuple[Any, Any]:
+    assert inputs.pca is not None
+    labels = pcs(inputs.pca)
+    if len(labels) < 2:
+        raise ValueError(
+            f"figure {figure!r} needs at least 2 PCs, but pca.zarr has {len(labels)}; "
+            f"fit the PCA with n_components ≥ 2"
+        )
+    return labels[0], labels[1]
+
+
+def _maxis(colors: Colors) -> MAxis:
+    return MAxis.from_values(colors)  # every M of the sweep, so fig3's panels line up
+
+
+def _fig3_loss_vs_M(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.baselines is not None
+    fig = new_figure(SINGLE_WIDTH, 2.9)
+    ax = fig.add_subplot()
+    handles = draw_loss_vs_M(ax, _maxis(colors), inputs.outputs, inputs.baselines, colors)
+    add_m_legend(fig, ax, colors)
+    add_marker_legend(fig, handles, ncols=3)
+    return fig
+
+
+def _fig3_llc_vs_M(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.llc is not None
+    fig = new_figure(SINGLE_WIDTH, 2.9)
+    ax = fig.add_subplot()
+    handles = draw_llc_vs_M(ax, _maxis(colors), inputs.llc, colors, settings.llc_error)
+    add_m_legend(fig, ax, colors)
+    add_marker_legend(fig, handles)
+    return fig
+
+
+def _fig1(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    """Fig. 1: OOD loss | distances to dMMSE_M and ridge | PC1–PC2."""
+    assert inputs.baselines is not None and inputs.pca is not None
+    pc1, pc2 = _first_two_pcs("fig1", inputs)
+    fig = new_figure(DOUBLE_WIDTH, 2.9)
+    grid = fig.add_gridspec(2, 3, width_ratios=[1.0, 1.0, 1.1])
+    ax_ood = fig.add_subplot(grid[:, 0])
+    ax_dmmse = fig.add_subplot(grid[0, 1])
+    ax_ridge = fig.add_subplot(grid[1, 1], sharex=ax_dmmse)
+    ax_pca = fig.add_subplot(grid[:, 2])
+    handles = draw_ood_loss(ax_ood, inputs.outputs, inputs.baselines, colors, settings.window)
+    handles |= draw_distances(ax_dmmse, ax_ridge, inputs.outputs, colors, settings.window)
+    handles |= draw_pca_pair(ax_pca, inputs.pca, colors, pc1, pc2, settings.window)
+    for ax, letter in ((ax_ood, "a"), (ax_dmmse, "b"), (ax_pca, "c")):
+        panel_letter(ax, letter)
+    add_m_legend(fig, [ax_ood, ax_dmmse, ax_ridge, ax_pca], colors)
+    add_marker_legend(fig, handles, ncols=len(handles))
+    return fig
+
+
+def _fig3(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    """Fig. 3: final ID loss against M | final LLC against M, on the same M axis."""
+    assert inputs.baselines is not None and inputs.llc is not None
+    fig = new_figure(DOUBLE_WIDTH, 2.7)
+    ax_loss, ax_llc = fig.subplots(1, 2)
+    maxis = _maxis(colors)
+    handles = draw_loss_vs_M(ax_loss, maxis, inputs.outputs, inputs.baselines, colors)
+    handles |= draw_llc_vs_M(ax_llc, maxis, inputs.llc, colors, settings.llc_error)
+    panel_letter(ax_loss, "a")
+    panel_letter(ax_llc, "b")
+    add_m_legend(fig, [ax_loss, ax_llc], colors)
+    add_marker_legend(fig, handles)
+    return fig
+
+
+def _figB(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.baselines is not None
+    return figB_id_loss(inputs.outputs, inputs.baselines, colors, settings.window)
+
+
+def _figC(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.pca is not None
+    return figC_pca_pairs(inputs.pca, colors, settings.window, settings.max_pcs)
+
+
+def _figE(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.pca is not None
+    return figE_token_loadings(inputs.pca, settings.max_pcs)
+
+
+def _figF(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.llc is not None
+    return figF_llc_traces(inputs.llc, inputs.llc_calibration, colors)
+
+
+def _llc_over_time(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.llc is not None
+    return fig_llc_over_time(inputs.llc, inputs.outputs, colors, settings.window, settings.llc_error)
+
+
+_DRAW: dict[str, Callable[[FigureInputs, FigureSettings, Colors], Figure]] = {
+    "fig1_ood_loss": _fig1_ood_loss,
+    "fig1_distances": _fig1_distances,
+    "fig1_pca": _fig1_pca,
+    "fig3_loss_vs_M": _fig3_loss_vs_M,
+    "fig3_llc_vs_M": _fig3_llc_vs_M,
+    "figB_id_loss": _figB,
+    "figC_pca_pairs": _figC,
+    "figE_token_loadings": _figE,
+    "figF_llc_traces": _figF,
+    "fig_llc_over_time": _llc_over_time,
+    "fig1": _fig1,
+    "fig3": _fig3,
+}
+assert set(_DRAW) == set(FIGURE_STORES)
+
+
+def draw_figure(
+    name: str,
+    inputs: FigureInputs,
+    settings: FigureSettings | Mapping[str, Any] | None = None,
+) -> Figure:
+    """Draw the figure ``name`` (one of ``FIGURE_NAMES``) from the opened stores.
+
+    Args:
+        name: figure name, e.g. ``"fig1_pca"``.
+        inputs: the stores; those in ``FIGURE_STORES[name]`` must be present.
+        settings: ``FigureSettings`` or a mapping of its fields
+            (``smoothing_window``, ``raw``, ``M_values``, ``max_pcs``, ``llc_error``).
+
+    Returns:
+        A new ``Figure`` (Agg canvas, not registered with pyplot).
+
+    Raises:
+        ValueError: unknown name or bad settings.
+        MissingStoreError: a store the figure needs is missing (names both).
+        KeyError: a store lacks a variable the figure reads (names it).
+    """
+    if name not in _DRAW:
+        raise ValueError(f"unknown figure {name!r}; known figures: {', '.join(FIGURE_NAMES)}")
+    settings = FigureSettings.coerce(settings)
+    for store in FIGURE_STORES[name]:
+        inputs.require(name, store)
+    for store in FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ()):
+        if store == "outputs":
+            for ds in inputs.outputs.values():
+                require_vars(ds, name, store, _VARIABLES[store])
+        elif (ds := getattr(inputs, store)) is not None:
+            require_vars(ds, name, store, _VARIABLES[store])
+    Ms = inputs.M_values() | set(settings.M_values or ())
+    colors = m_colors(Ms)
+    with style():
+        fig = _DRAW[name](inputs, settings, colors)
+        finalize(fig)
+    return fig
+
+
+def save_figure(fig: Figure, pdf_path: str | os.PathLike[str], png_path: str | os.PathLike[str], dpi: int = 200) -> None:
+    """Write ``fig`` as a PDF (vector) and a PNG at ``dpi``, each via a temporary file.
+
+    A file appears under its final name only once fully written, so a failed
+    job never leaves a truncated figure that looks complete. The PDF carries
+    no creation date, so rebuilding it gives the same bytes.
+    """
+    if dpi < 1:
+        raise ValueError(f"dpi={dpi} must be ≥ 1 (200 suits print, 100 a quick look)")
+    for path, fmt, metadata in (
+        (Path(pdf_path), "pdf", {"CreationDate": None}),
+        (Path(png_path), "png", {}),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        try:
+            with style():
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

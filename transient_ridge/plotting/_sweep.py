@@ -1,0 +1,166 @@
+"""Quantities against the number of tasks M (Fig. 3): final loss and final LLC."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.ticker import NullLocator
+
+from ._style import DMMSE, END, RIDGE, Color, proxy, set_log_y
+
+__all__ = ["MAxis", "draw_llc_vs_M", "draw_loss_vs_M", "final_llc"]
+
+Handles = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MAxis:
+    """A log2 axis for finite M with ∞ placed a gap to the right, under its own tick."""
+
+    finite_min: float
+    finite_max: float
+
+    @classmethod
+    def from_values(cls, Ms: Iterable[float]) -> MAxis:
+        finite = [float(m) for m in Ms if math.isfinite(float(m))]
+        return cls(min(finite, default=1.0), max(finite, default=1.0))
+
+    @property
+    def octaves(self) -> float:
+        return math.log2(self.finite_max / self.finite_min)
+
+    @property
+    def inf_position(self) -> float:
+        """Where ∞ sits: at least one octave, about a sixth of the span, past the largest M."""
+        return self.finite_max * 2.0 ** max(1.0, self.octaves / 6.0)
+
+    def position(self, M: float) -> float:
+        return self.inf_position if math.isinf(M) else float(M)
+
+    def positions(self, Ms: Iterable[float]) -> np.ndarray:
+        return np.array([self.position(float(m)) for m in Ms], dtype=np.float64)
+
+    def apply(self, ax: Axes) -> None:
+        """Log2 scale, power-of-two ticks (at most ~7), an ∞ tick and a break rule."""
+        ax.set_xscale("log", base=2)
+        lo = math.ceil(math.log2(self.finite_min) - 1e-9)
+        hi = math.floor(math.log2(self.finite_max) + 1e-9)
+        exps = list(range(lo, hi + 1))
+        stride = max(1, math.ceil(len(exps) / 7))
+        exps = exps[::stride]
+        ticks = [2.0**e for e in exps]
+        labels = [(f"$2^{{{e}}}$" if self.finite_max >= 2**11 else f"{2**e:g}") for e in exps]
+        ticks.append(self.inf_position)
+        labels.append("∞")
+        ax.set_xticks(ticks, labels=labels)
+        ax.xaxis.set_minor_locator(NullLocator())
+        gap = math.sqrt(self.finite_max * self.inf_position)
+        ax.axvline(gap, color="0.75", linestyle=(0, (1, 2)), linewidth=0.6, zorder=0)
+        margin = 2.0 ** (0.04 * math.log2(self.inf_position / self.finite_min) + 0.15)
+        ax.set_xlim(self.finite_min / margin, self.inf_position * margin)
+        ax.set_xlabel("number of tasks $M$")
+
+
+def _split(maxis: MAxis, Ms: np.ndarray, values: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Positions and values, finite M (to be joined by a line) apart from ∞ (not joined)."""
+    finite = np.isfinite(Ms)
+    order = np.argsort(Ms)
+    Ms, values, finite = Ms[order], values[order], finite[order]
+    pos = maxis.positions(Ms)
+    return (pos[finite], values[finite]), (pos[~finite], values[~finite])
+
+
+def draw_loss_vs_M(
+    ax: Axes,
+    maxis: MAxis,
+    outputs: Mapping[float, xr.Dataset],
+    baselines: xr.Dataset,
+    colors: Mapping[float, Color],
+) -> Handles:
+    """Final ID loss against M: ridge, dMMSE_M and each transformer's last checkpoint."""
+    base_M = np.asarray(baselines["M"].values, dtype=np.float64)
+    for var, line_style, marker in (
+        ("loss_ridge_id", "--", RIDGE),
+        ("loss_dmmse_id", ":", DMMSE),
+    ):
+        values = np.asarray(baselines[var].mean("token").transpose("M").values, dtype=np.float64)
+        (fx, fy), (ix, iy) = _split(maxis, base_M, values)
+        style = dict(marker, markersize=marker["markersize"] - 1.0)
+        color = "black" if var == "loss_ridge_id" else "0.45"
+        if var == "loss_ridge_id":
+            style["markeredgecolor"] = "white"
+        ax.plot(fx, fy, color=color, linestyle=line_style, linewidth=0.9, zorder=3, **style)
+        ax.plot(ix, iy, color=color, linestyle="none", zorder=3, **style)
+    run_M = np.array(list(outputs), dtype=np.float64)
+    final = np.array([float(ds["loss_id"].isel(step=-1)) for ds in outputs.values()])
+    (fx, fy), _ = _split(maxis, run_M, final)
+    ax.plot(fx, fy, color="0.6", linewidth=0.8, zorder=4)
+    for M, value in zip(run_M, final):
+        ax.plot(maxis.position(M), value, color=colors[M], linestyle="none", zorder=5, **dict(END, markersize=5.0))
+    set_log_y(ax)
+    ax.set_ylabel("final in-distribution loss")
+    maxis.apply(ax)
+    return {
+        "transformer (end)": proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8),
+        "dMMSE$_M$": proxy(dict(DMMSE, markersize=3.0), color="0.45", linestyle=":"),
+        "ridge": proxy(dict(RIDGE, markersize=4.0), color="black", linestyle="--"),
+    }
+
+
+def final_llc(llc: xr.Dataset, error: str) -> dict[float, tuple[float, float, Any]]:
+    """``M → (LLC, error bar, step)`` at the last step of each M with a finite estimate.
+
+    ``error`` is ``"std"`` (``llc_std``, across chains) or ``"sem"`` (std over the
+    square root of the number of healthy chains, from ``llc_chain`` or the
+    ``num_chains`` attribute). M without any finite estimate are left out.
+    """
+    mean = llc["llc_mean"].transpose("M", "step")
+    std = llc["llc_std"].transpose("M", "step")
+    steps = mean["step"].values
+    result: dict[float, tuple[float, float, Any]] = {}
+    for i, M in enumerate(mean["M"].values):
+        row = np.asarray(mean.values[i], dtype=np.float64)
+        ok = np.flatnonzero(np.isfinite(row))
+        if not ok.size:
+            continue
+        j = ok[-1]
+        err = float(std.values[i, j])
+        if error == "sem":
+            if "llc_chain" in llc:
+                chains = np.asarray(llc["llc_chain"].transpose("M", "step", "chain").values[i, j])
+                healthy = int(np.isfinite(chains).sum())
+            else:
+                healthy = int(llc.attrs.get("num_chains", 1))
+            err = err / math.sqrt(max(healthy, 1))
+        result[float(M)] = (float(row[j]), err if math.isfinite(err) else 0.0, steps[j])
+    return result
+
+
+def draw_llc_vs_M(
+    ax: Axes, maxis: MAxis, llc: xr.Dataset, colors: Mapping[float, Color], error: str
+) -> Handles:
+    """LLC of each M's final checkpoint against M, with M = ∞'s LLC as a dashed line."""
+    final = final_llc(llc, error)
+    Ms = np.array(sorted(final), dtype=np.float64)
+    values = np.array([final[m][0] for m in Ms])
+    (fx, fy), _ = _split(maxis, Ms, values)
+    ax.plot(fx, fy, color="0.6", linewidth=0.8, zorder=3)
+    for M in Ms:
+        value, err, _step = final[M]
+        ax.errorbar(
+            maxis.position(M), value, yerr=err, color=colors[M], ecolor=colors[M],
+            elinewidth=0.8, linestyle="none", zorder=5, **dict(END, markersize=5.0),
+        )
+    handles: Handles = {"transformer (end)": proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8)}
+    if math.inf in final:
+        ax.axhline(final[math.inf][0], color="black", linestyle="--", linewidth=0.9, zorder=2)
+        handles["LLC at $M$ = ∞"] = proxy({}, color="black", linestyle="--")
+    ax.set_ylabel("LLC $\\hat\\lambda$ (final checkpoint)")
+    maxis.apply(ax)
+    return handles
