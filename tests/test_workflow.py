@@ -38,6 +38,18 @@ def test_dry_run_schedules_one_training_job_per_M(target, runs, tmp_path):
         assert counts[rule] == 1, rule
 
 
+@pytest.mark.parametrize("profile", ["default", "slurm"])
+def test_paper_dry_runs_with_each_profile(profile, tmp_path):
+    if profile == "slurm":
+        pytest.importorskip("snakemake_executor_plugin_slurm")
+    result = _snakemake(
+        "-n", "paper", "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"),
+        "--workflow-profile", str(REPO / "workflow" / "profiles" / profile),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _job_counts(result.stdout)["train"] == 23
+
+
 def test_lint_is_clean():
     result = _snakemake("--lint")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -158,12 +158,12 @@ def get_figure_settings(wildcards, output):
 
 
 def experiment_targets(exp):
-    """Every final output of an experiment: all figures (smoothed and raw) and the claims."""
+    """Every final output of an experiment: all figures and the claims.
+
+    The unsmoothed variants (figures/raw/, rules `<name>_raw`) are built on request only.
+    """
     if exp not in EXPERIMENTS:
         raise ConfigError(f"experiment {exp!r} is not in the config; known: {sorted(EXPERIMENTS)}")
     targets = [figure_file(exp, name, ext) for name in FIGURE_NAMES for ext in ("pdf", "png")]
-    targets += [
-        figure_file(exp, name, ext, raw=True) for name in TIME_SERIES_FIGURES for ext in ("pdf", "png")
-    ]
     targets += [claims_file(exp, "md"), claims_file(exp, "json")]
     return targets
