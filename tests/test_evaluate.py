@@ -95,3 +95,14 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(Exception):
         write_dataset(bad, tmp_path / "bad.zarr")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_baseline_loss_table_lists_every_predictor(stores):
+    from transient_ridge.tables import baseline_loss_table
+
+    _, baselines = stores
+    table = baseline_loss_table(baselines)
+    lines = table.splitlines()
+    assert lines[0].startswith("| predictor | data | k=1 |") and len(lines) == 2 + 1 + 3 * 2
+    ridge_mean = float(baselines["loss_ridge_ood"].mean())
+    assert lines[2].endswith(f"| {ridge_mean:.3f} |")

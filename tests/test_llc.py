@@ -1,0 +1,420 @@
+"""Tests of the batched SGLD estimator of the local learning coefficient.
+
+Known answers (each check: the estimate lies within 3 standard errors across
+chains of the truth, at the settings written in the test):
+
+* regular model, linear regression with d parameters: λ = d/2;
+* singular model f(x) = w1^a w2^b x at w* = 0: λ = 1/(2 max(a, b))
+  (Watanabe 2009, *Algebraic Geometry and Statistical Learning Theory*, the
+  normal-crossing case; Lau et al. 2023, arXiv 2308.12108, use such models);
+  also the finite-nβ, finite-γ posterior mean by one-dimensional quadrature;
+* reduced-rank regression at true rank 0: Aoyagi & Watanabe 2005,
+  *Stochastic complexities of reduced rank regression in Bayesian estimation*.
+
+The LLC uses the population quantity nβ(E ℓ − ℓ(w*)); the data sets are
+built so that w* is an exact minimum of the empirical loss ℓ_n (OLS weights,
+or targets with no component the model can fit), and λ̂ is an estimate whose
+error is the spread across chains plus small SGLD biases that the settings
+keep well inside that spread.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transient_ridge.llc import SGLDLearningCoefficient, chain_seeds, estimate_llc
+from transient_ridge.model import InContextRegressionTransformer, ModelConfig
+
+DTYPE = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------- models
+
+
+class Monomial(nn.Module):
+    """f(x) = w1^a · w2^b · x, with w = (w1, w2) starting at 0."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+        self.w = nn.Parameter(torch.zeros(2, dtype=DTYPE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w[0] ** self.a * self.w[1] ** self.b * x
+
+
+class ReducedRank(nn.Module):
+    """y = B A x with A: (H, M), B: (N, H), no biases."""
+
+    def __init__(self, M: int, N: int, H: int) -> None:
+        super().__init__()
+        self.A = nn.Linear(M, H, bias=False, dtype=DTYPE)
+        self.B = nn.Linear(H, N, bias=False, dtype=DTYPE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.B(self.A(x))
+
+
+def whitened_inputs(n: int, d: int, seed: int) -> torch.Tensor:
+    """(n, d) Gaussian inputs transformed so that xᵀx / n = I exactly."""
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
+    chol = torch.linalg.cholesky(x.T @ x / n)
+    return x @ torch.linalg.inv(chol).T
+
+
+def assert_within_3se(est: SGLDLearningCoefficient, truth: float) -> None:
+    z = (est.llc_mean_ - truth) / est.llc_sem_
+    print(f"λ̂ = {est.llc_mean_:.4f} ± {est.llc_sem_:.4f} (SE over {est.num_chains} chains), "
+          f"reference {truth:.4f}, z = {z:+.2f}, {est.elapsed_s_:.1f} s")
+    assert abs(z) < 3, f"λ̂ = {est.llc_mean_:.4f} ± {est.llc_sem_:.4f} is {z:+.1f} SE from {truth:.4f}"
+
+
+# ---------------------------------------------------------- known answers
+
+
+def test_regular_linear_regression_gives_half_the_dimension():
+    d, n = 4, 1000
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, d, generator=g, dtype=DTYPE)
+    y = x @ torch.randn(d, 1, generator=g, dtype=DTYPE) + 0.1 * torch.randn(n, 1, generator=g, dtype=DTYPE)
+    model = nn.Linear(d, 1, bias=False, dtype=DTYPE)
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)  # w* = the empirical minimum
+    # Curvature of nβ·ℓ_n is 2nβ = 2000: ε·2000/4 = 1% Euler bias, relaxation in
+    # about 1/(ε nβ) = 50 steps; γ/(2nβ) = 0.05% localization bias.
+    est = SGLDLearningCoefficient(
+        epsilon=2e-5, gamma=1.0, nbeta=1000.0, num_chains=8, num_burnin=200, num_draws=1000, batch_size=100, seed=0
+    ).fit(model, F.mse_loss, (x,), y)
+    assert not est.failed_chains_.any()
+    assert est.llc_sem_ < 0.1 * d / 2  # the check below is not vacuous
+    assert_within_3se(est, d / 2)
+
+
+def monomial_posterior_mean(nbeta: float, gamma: float, b: int) -> float:
+    """E[nβ w1² w2^(2b)] under exp(−nβ w1² w2^(2b) − γ/2 ‖w‖²), by quadrature.
+
+    Given w2, w1 is Gaussian with precision 2nβ w2^(2b) + γ, so the expectation
+    reduces to one integral over w2 (the case a = 1 with E[x²] = 1).
+    """
+    w2 = np.linspace(0.0, 12.0 / math.sqrt(gamma), 400_001)
+    s = nbeta * w2 ** (2 * b)
+    weight = np.exp(-gamma * w2**2 / 2) / np.sqrt(2 * s + gamma)
+    return float(np.trapezoid(weight * s / (2 * s + gamma), w2) / np.trapezoid(weight, w2))
+
+
+def test_singular_monomial_model():
+    a, b, n = 1, 2, 1000
+    x = whitened_inputs(n, 1, seed=2)[:, 0]  # mean(x²) = 1 exactly
+    y = torch.zeros(n, dtype=DTYPE)  # truth f = 0, so w* = 0 minimizes ℓ_n exactly
+    # λ = 1/(2 max(a, b)) = 1/4. The estimate depends on nβ, γ, ε: at finite
+    # nβ/γ³ the posterior mean is below λ (0.236 here, 0.242 at 10x nβ), a
+    # smaller ε needs many more steps to spread along the flat w1 axis, and
+    # ε ≳ 1e-2 diverges. nβ = 1e4, γ = 1, ε = 3e-4 reach both within the SE.
+    settings = dict(epsilon=3e-4, gamma=1.0, nbeta=1e4)
+    est = SGLDLearningCoefficient(
+        **settings, num_chains=16, num_burnin=1000, num_draws=4000, batch_size=100, seed=0
+    ).fit(Monomial(a, b), F.mse_loss, (x,), y)
+    assert not est.failed_chains_.any()
+    assert est.llc_sem_ < 0.1 * 0.25
+    assert_within_3se(est, 1 / (2 * max(a, b)))
+    assert_within_3se(est, monomial_posterior_mean(settings["nbeta"], settings["gamma"], b))
+
+
+def test_monomial_quadrature_tends_to_the_rlct():
+    # The quadrature reference itself: increasing in nβ, tending to 1/(2b).
+    values = [monomial_posterior_mean(t, 1.0, 2) for t in (1e2, 1e4, 1e6, 1e8)]
+    assert all(u < v for u, v in zip(values, values[1:]))
+    assert 0.24 < values[-1] < 0.25
+    # a regular direction only (b = 0): E = nβ/(2nβ + γ) -> 1/2
+    assert monomial_posterior_mean(1e6, 1.0, 0) == pytest.approx(0.5, abs=1e-5)
+
+
+def aoyagi_rlct(M: int, N: int, H: int, r: int) -> float:
+    """RLCT of reduced-rank regression y = BAx, A: (H, M), B: (N, H), true rank r.
+
+    Aoyagi & Watanabe (2005), Main Theorem.
+    """
+    if N + r <= M + H and M + r <= N + H and H + r <= M + N:
+        s = 2 * (H + r) * (M + N) - (M - N) ** 2 - (H + r) ** 2
+        return (s + (M + H + N + r) % 2) / 8
+    if M + H < N + r:
+        return (H * M - H * r + N * r) / 2
+    if N + H < M + r:
+        return (H * N - H * r + M * r) / 2
+    return M * N / 2
+
+
+def test_aoyagi_formula_on_regular_and_known_cases():
+    # Full rank r = H <= min(M, N) is regular: dim of rank-H (N, M) matrices / 2.
+    for M, N, H in [(3, 1, 1), (2, 2, 1), (4, 3, 2), (5, 5, 3), (6, 2, 2)]:
+        assert aoyagi_rlct(M, N, H, H) == (H * (M + N) - H * H) / 2
+    # More hidden units than inputs and outputs together: M·N/2, as for a plain matrix.
+    assert aoyagi_rlct(2, 2, 5, 0) == 2.0
+    assert aoyagi_rlct(3, 3, 2, 0) == 2.5
+    assert aoyagi_rlct(2, 2, 2, 0) == 1.5
+
+
+@pytest.mark.slow
+def test_reduced_rank_regression_matches_aoyagi():
+    # M = N = 3 inputs/outputs, H = 2 hidden, true map 0: λ = 5/2 (d/2 = 6).
+    # By scaling w = u/√γ only t = nβ/γ² and ε' = εγ matter. At t = 100 the
+    # posterior mean is still well below λ (2.18 ± 0.05 at ε' = 3e-4) and
+    # ε' = 1e-3 lands near 2.43 only through discretization bias; t = 1000 with
+    # ε' = 1e-4 needs about 30 000 steps (40 s on one core). True rank r > 0
+    # (the singular point inside a regular valley) needed ε ≪ 1/(nβ·curvature)
+    # and more steps than we could afford: not tested.
+    M, N, H, n = 3, 3, 2, 1000
+    x = whitened_inputs(n, M, seed=3)
+    y = torch.zeros(n, N, dtype=DTYPE)
+    model = ReducedRank(M, N, H)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    gamma = 10.0
+    est = SGLDLearningCoefficient(
+        epsilon=1e-4 / gamma, gamma=gamma, nbeta=1e3 * gamma**2, num_chains=8,
+        num_burnin=7500, num_draws=30000, batch_size=100, seed=0,
+    ).fit(model, F.mse_loss, (x,), y)
+    assert not est.failed_chains_.any()
+    assert_within_3se(est, aoyagi_rlct(M, N, H, 0))
+
+
+# ------------------------------------------------------------- invariants
+
+
+def small_regression(seed: int = 0, n: int = 64) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 8, dtype=DTYPE), nn.Tanh(), nn.Linear(8, 1, dtype=DTYPE))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=DTYPE))
+    x = torch.randn(n, 3, generator=g, dtype=DTYPE)
+    y = torch.sin(x.sum(dim=1, keepdim=True))
+    return model, x, y
+
+
+def tiny_transformer() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    torch.manual_seed(0)  # parameter init of this test model only
+    model = InContextRegressionTransformer(ModelConfig(D=2, K=4, n_layer=1, d_model=8, n_head=2, d_mlp=16)).to(DTYPE)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, 2, generator=g, dtype=DTYPE)
+    y = torch.randn(32, 4, generator=g, dtype=DTYPE)
+    return model, (x, y), y
+
+
+SMALL = dict(epsilon=1e-3, gamma=100.0, nbeta=10.0, num_chains=3, num_burnin=4, num_draws=5, batch_size=8, seed=7)
+
+
+def test_fitted_attribute_shapes_and_types():
+    model, x, y = small_regression()
+    est = SGLDLearningCoefficient(**SMALL, num_samples=64)
+    assert est.fit(model, F.mse_loss, (x,), y) is est
+    C = SMALL["num_chains"]
+    assert est.llc_per_chain_.shape == (C,) and est.llc_per_chain_.dtype == np.float64
+    assert est.loss_trace_.shape == (C, SMALL["num_burnin"] + SMALL["num_draws"])
+    assert est.failed_chains_.shape == (C,) and est.failed_chains_.dtype == bool
+    assert isinstance(est.llc_mean_, float) and isinstance(est.llc_std_, float) and isinstance(est.llc_sem_, float)
+    assert est.llc_mean_ == pytest.approx(est.llc_per_chain_.mean())
+    assert est.llc_sem_ == pytest.approx(est.llc_per_chain_.std(ddof=1) / math.sqrt(C))
+    expected = SMALL["nbeta"] * (est.loss_trace_[:, SMALL["num_burnin"] :].mean(axis=1) - est.init_loss_)
+    np.testing.assert_allclose(est.llc_per_chain_, expected)
+    assert est.init_loss_ == pytest.approx(float(F.mse_loss(model(x), y).detach()))
+    assert est.num_params_ == sum(p.numel() for p in model.parameters())
+    assert est.elapsed_s_ > 0 and est.num_samples == 64
+
+
+def test_init_loss_is_computed_in_chunks():
+    model, x, y = small_regression(n=50)
+    full = float(F.mse_loss(model(x), y).detach())
+    est = SGLDLearningCoefficient(**SMALL, eval_batch_size=7).fit(model, F.mse_loss, (x,), y)
+    assert est.init_loss_ == pytest.approx(full, rel=1e-12)
+
+
+def test_same_seed_same_result_and_other_seed_differs():
+    model, x, y = small_regression()
+    first = SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x,), y)
+    again = SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x,), y)
+    np.testing.assert_array_equal(first.loss_trace_, again.loss_trace_)
+    assert first.llc_mean_ == again.llc_mean_
+    other = SGLDLearningCoefficient(**{**SMALL, "seed": 8}).fit(model, F.mse_loss, (x,), y)
+    assert not np.array_equal(first.loss_trace_, other.loss_trace_)
+
+
+def test_a_chain_does_not_depend_on_how_many_chains_run():
+    model, x, y = small_regression()
+    three = SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x,), y)
+    five = SGLDLearningCoefficient(**{**SMALL, "num_chains": 5}).fit(model, F.mse_loss, (x,), y)
+    np.testing.assert_allclose(five.loss_trace_[:3], three.loss_trace_, rtol=1e-12)
+    assert chain_seeds(7, 5)[:3] == chain_seeds(7, 3)
+    assert len(set(chain_seeds(7, 5))) == 5
+
+
+def test_model_is_left_untouched():
+    model, (x, y), _ = tiny_transformer()
+    before = copy.deepcopy(model.state_dict())
+    model.eval()
+    SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x, y), y)
+    assert not model.training
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def reference_chain_trace(
+    model: nn.Module, loss_fn, inputs: tuple, targets: torch.Tensor, *, chain_seed: int, epsilon: float,
+    gamma: float, nbeta: float, num_burnin: int, num_draws: int, steps_between_draws: int, batch_size: int,
+) -> np.ndarray:
+    """One chain with plain autograd and a Python loop: the slow reference.
+
+    Per step, the chain's generator gives the minibatch indices, then the
+    noise for all parameters (in ``named_parameters`` order), as the
+    estimator documents.
+    """
+    gen = torch.Generator().manual_seed(chain_seed)
+    chain = copy.deepcopy(model)
+    params = list(chain.parameters())
+    w_star = [p.detach().clone() for p in params]
+    n = targets.shape[0]
+    trace = []
+    for step in range(num_burnin + num_draws * steps_between_draws):
+        idx = torch.randint(0, n, (batch_size,), generator=gen)
+        noise = torch.randn(sum(p.numel() for p in params), generator=gen, dtype=DTYPE)
+        loss = loss_fn(chain(*(t[idx] for t in inputs)), targets[idx])
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            offset = 0
+            for p, g, p0 in zip(params, grads, w_star):
+                z = noise[offset : offset + p.numel()].view_as(p)
+                offset += p.numel()
+                p.add_(-epsilon / 2 * (nbeta * g + gamma * (p - p0)) + math.sqrt(epsilon) * z)
+        if step < num_burnin or (step + 1 - num_burnin) % steps_between_draws == 0:
+            trace.append(float(loss.detach()))
+    return np.array(trace)
+
+
+@pytest.mark.parametrize("which", ["mlp", "transformer"])
+def test_batched_chains_match_one_chain_at_a_time(which):
+    if which == "mlp":
+        model, x, y = small_regression()
+        inputs, targets = (x,), y
+    else:
+        model, inputs, targets = tiny_transformer()
+    settings = dict(SMALL, steps_between_draws=2)
+    est = SGLDLearningCoefficient(**settings).fit(model, F.mse_loss, inputs, targets)
+    for c, s in enumerate(chain_seeds(settings["seed"], settings["num_chains"])):
+        ref = reference_chain_trace(
+            model, F.mse_loss, inputs, targets, chain_seed=s,
+            **{k: settings[k] for k in ("epsilon", "gamma", "nbeta", "num_burnin", "num_draws", "steps_between_draws", "batch_size")},
+        )
+        np.testing.assert_allclose(est.loss_trace_[c], ref, rtol=1e-9, err_msg=f"chain {c}")
+
+
+def test_diverging_chains_are_reported_and_excluded():
+    n = 200
+    x = torch.randn(n, generator=torch.Generator().manual_seed(1), dtype=DTYPE)
+    y = torch.zeros(n, dtype=DTYPE)
+    # ε = 1e-2 is too large for this quartic potential: some chains blow up.
+    est = SGLDLearningCoefficient(
+        epsilon=1e-2, gamma=1.0, nbeta=1e3, num_chains=16, num_burnin=100, num_draws=400, batch_size=20, seed=0
+    ).fit(Monomial(1, 2), F.mse_loss, (x,), y)
+    failed = est.failed_chains_
+    assert 0 < failed.sum() < 16
+    assert np.isnan(est.llc_per_chain_[failed]).all() and np.isfinite(est.llc_per_chain_[~failed]).all()
+    assert (~np.isfinite(est.loss_trace_[failed])).any(axis=1).all()
+    assert est.llc_mean_ == pytest.approx(est.llc_per_chain_[~failed].mean())
+    assert est.llc_sem_ == pytest.approx(est.llc_per_chain_[~failed].std(ddof=1) / math.sqrt((~failed).sum()))
+
+
+def test_all_chains_diverging_raises_with_the_settings():
+    model, x, y = small_regression()
+    with pytest.raises(RuntimeError, match=r"epsilon=1000.*smaller epsilon"):
+        SGLDLearningCoefficient(**{**SMALL, "epsilon": 1e3, "num_draws": 200}).fit(model, F.mse_loss, (x,), y)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epsilon": 0.0}, "epsilon=0.0 must be"),
+        ({"gamma": -1.0}, "gamma=-1.0 must be"),
+        ({"nbeta": float("nan")}, "nbeta=nan must be"),
+        ({"num_chains": 0}, "num_chains=0 must be"),
+        ({"num_draws": 2.5}, "num_draws=2.5 must be"),
+        ({"batch_size": 65}, "batch_size=65 must be .* n=64"),
+    ],
+)
+def test_bad_settings_name_the_value(change, message):
+    model, x, y = small_regression()
+    with pytest.raises(ValueError, match=message):
+        SGLDLearningCoefficient(**{**SMALL, **change}).fit(model, F.mse_loss, (x,), y)
+
+
+def test_mismatched_sample_dims_and_nonfinite_loss_are_rejected():
+    model, x, y = small_regression()
+    with pytest.raises(ValueError, match="inputs\\[0\\] has 63 samples"):
+        SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x[:-1],), y)
+    y_bad = y.clone()
+    y_bad[3] = float("nan")
+    with pytest.raises(ValueError, match="finite loss at w"):
+        SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x,), y_bad)
+
+
+def test_estimate_llc_builds_from_a_settings_mapping():
+    model, x, y = small_regression()
+    est = estimate_llc(model, F.mse_loss, (x,), y, SMALL)
+    direct = SGLDLearningCoefficient(**SMALL).fit(model, F.mse_loss, (x,), y)
+    np.testing.assert_array_equal(est.loss_trace_, direct.loss_trace_)
+    with pytest.raises(ValueError, match=r"unknown LLC setting\(s\) \['step_size'\]"):
+        estimate_llc(model, F.mse_loss, (x,), y, {**SMALL, "step_size": 1.0})
+
+
+def test_agrees_with_devinterp_on_linear_regression():
+    pytest.importorskip("devinterp")
+    from devinterp.optim.sgld import SGLD
+    from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+    from torch.utils.data import DataLoader, TensorDataset
+
+    d, n = 4, 1000
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, d, generator=g, dtype=DTYPE)
+    y = x @ torch.randn(d, 1, generator=g, dtype=DTYPE) + 0.1 * torch.randn(n, 1, generator=g, dtype=DTYPE)
+    model = nn.Linear(d, 1, bias=False, dtype=DTYPE)
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    settings = dict(epsilon=5e-5, gamma=1.0, nbeta=1000.0, num_chains=6, num_burnin=100, num_draws=400, batch_size=100)
+    ours = SGLDLearningCoefficient(**settings, seed=0).fit(model, F.mse_loss, (x,), y)
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=100, shuffle=True, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # devinterp's deprecation and settings warnings
+        result = estimate_learning_coeff_with_summary(
+            copy.deepcopy(model), loader, evaluate=lambda m, batch: F.mse_loss(m(batch[0]), batch[1]),
+            sampling_method=SGLD,
+            optimizer_kwargs=dict(lr=settings["epsilon"], localization=settings["gamma"], nbeta=settings["nbeta"]),
+            num_chains=settings["num_chains"], num_draws=settings["num_draws"],
+            num_burnin_steps=settings["num_burnin"], init_loss=ours.init_loss_, seed=0, verbose=False,
+        )
+    theirs = np.array([result[f"llc-chain/{i}"] for i in range(settings["num_chains"])])
+    combined_se = math.hypot(ours.llc_sem_, theirs.std(ddof=1) / math.sqrt(len(theirs)))
+    assert abs(ours.llc_mean_ - theirs.mean()) < 3 * combined_se
+
+
+def test_non_scalar_loss_is_rejected():
+    model, x, y = small_regression()
+    with pytest.raises(ValueError, match="loss_fn must return a scalar"):
+        SGLDLearningCoefficient(**SMALL).fit(model, lambda out, t: (out - t) ** 2, (x,), y)

@@ -1,0 +1,373 @@
+"""Local learning coefficient (LLC) by stochastic-gradient Langevin dynamics.
+
+The LLC at a local minimum ``w*`` of the empirical loss ``ℓ_n`` is estimated
+as (Lau et al. 2023, *Quantifying degeneracy in singular models via the
+learning coefficient*, arXiv 2308.12108, the estimator λ̂ and its SGLD
+sampler; Hoogland et al. 2024, arXiv 2402.02364, who track it over training)::
+
+    λ̂(w*) = nβ (E_w[ℓ_n(w)] − ℓ_n(w*)),
+
+the expectation taken over the localized tempered posterior::
+
+    p(w) ∝ exp(−nβ ℓ_n(w) − γ/2 ‖w − w*‖²).
+
+It is sampled by SGLD (Welling & Teh 2011, with the localizing term of Lau et
+al. 2023), with ``ℓ_m`` the mean loss on a fresh minibatch of ``m`` samples::
+
+    Δw = −ε/2 (nβ ∇ℓ_m(w) + γ (w − w*)) + N(0, ε I).
+
+As in devinterp, ``E_w[ℓ_n]`` is estimated by the average of the minibatch
+losses ``ℓ_m`` at the post-burn-in draws (unbiased, since each minibatch is
+drawn independently of the current weights), and ``ℓ_n(w*)`` is the mean loss
+over all ``n`` samples.
+
+All chains run as one batched computation: each parameter of shape ``S`` is
+held as one ``(C, *S)`` tensor (``C`` chains), the model is evaluated with
+``torch.func.functional_call`` under ``torch.func.vmap`` over the chain dim,
+one backward pass through the batched graph gives every chain's gradient at
+once, and the update is a handful of ``torch._foreach_*`` calls over all
+parameters. Chain ``c`` draws its minibatch indices and its
+noise from its own ``torch.Generator`` seeded by :func:`chain_seeds`, so a
+chain is a pure function of ``(seed, c)`` and the result does not depend on
+how many other chains run beside it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+__all__ = ["SGLDLearningCoefficient", "chain_seeds", "estimate_llc"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# How often (in SGLD steps) to look whether every chain has already diverged,
+# so that a hopeless run stops early. Each look costs one host sync.
+_DIVERGENCE_CHECK_EVERY = 50
+
+
+def chain_seeds(seed: int, num_chains: int) -> list[int]:
+    """Seeds of the per-chain ``torch.Generator``\\ s.
+
+    Chain ``c`` gets ``SeedSequence(seed, spawn_key=(c,))``, the ``c``-th child
+    of ``numpy.random.SeedSequence(seed)``: independent streams, and chain
+    ``c``'s seed does not depend on ``num_chains``.
+
+    Returns:
+        ``num_chains`` integers in ``[0, 2**63)``.
+    """
+    return [
+        int(np.random.SeedSequence(seed, spawn_key=(c,)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        for c in range(num_chains)
+    ]
+
+
+class SGLDLearningCoefficient:
+    """SGLD estimator of the local learning coefficient, all chains batched.
+
+    Args:
+        epsilon: SGLD step size ``ε`` (> 0). The noise has variance ``ε``.
+        gamma: localization strength ``γ`` (≥ 0).
+        nbeta: the inverse temperature times the sample size, ``nβ`` (> 0).
+            Lau et al. recommend ``β = 1/log n``; the value is taken as given.
+        num_chains: number of independent chains ``C`` (≥ 1).
+        num_burnin: SGLD steps before the first draw (≥ 0).
+        num_draws: draws per chain used in the estimate (≥ 1).
+        steps_between_draws: SGLD steps per draw after burn-in (≥ 1); the
+            draw is the loss at the last of them, as in devinterp.
+        batch_size: minibatch size ``m`` (1 ≤ m ≤ n); indices are drawn with
+            replacement, independently per chain and step.
+        seed: integer seed; every random number comes from it.
+        num_samples: the ``n`` in ``nβ``, recorded for bookkeeping only
+            (``None`` if not known).
+        eval_batch_size: samples per chunk when computing ``ℓ_n(w*)``.
+
+    Attributes (set by :meth:`fit`):
+        llc_mean_: mean of ``llc_per_chain_`` over healthy chains.
+        llc_std_: standard deviation (ddof=1) over healthy chains (NaN if < 2).
+        llc_sem_: ``llc_std_ / sqrt(#healthy chains)``.
+        llc_per_chain_: ``(C,)`` float64, ``nβ (mean_draws ℓ_m − ℓ_n(w*))``;
+            NaN for failed chains.
+        loss_trace_: ``(C, num_burnin + num_draws)`` float64, the minibatch
+            loss at every burn-in step and at every draw (the loss at the
+            weights *before* that step's update); NaN after an early stop.
+        init_loss_: ``ℓ_n(w*)``, mean loss over all ``n`` samples.
+        failed_chains_: ``(C,)`` bool, chains whose loss or weights became
+            NaN/inf; they are excluded from the mean.
+        chain_seeds_: the per-chain generator seeds (see :func:`chain_seeds`).
+        num_params_: number of sampled scalars ``P``.
+        num_steps_: SGLD steps per chain, ``num_burnin + num_draws * steps_between_draws``.
+        elapsed_s_: wall time of :meth:`fit` in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        epsilon: float,
+        gamma: float,
+        nbeta: float,
+        num_chains: int = 8,
+        num_burnin: int = 100,
+        num_draws: int = 200,
+        steps_between_draws: int = 1,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_samples: int | None = None,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.nbeta = nbeta
+        self.num_chains = num_chains
+        self.num_burnin = num_burnin
+        self.num_draws = num_draws
+        self.steps_between_draws = steps_between_draws
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_samples = num_samples
+        self.eval_batch_size = eval_batch_size
+
+    # ------------------------------------------------------------------ checks
+
+    def get_params(self) -> dict[str, object]:
+        """The constructor arguments, as in scikit-learn."""
+        return {
+            "epsilon": self.epsilon,
+            "gamma": self.gamma,
+            "nbeta": self.nbeta,
+            "num_chains": self.num_chains,
+            "num_burnin": self.num_burnin,
+            "num_draws": self.num_draws,
+            "steps_between_draws": self.steps_between_draws,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "num_samples": self.num_samples,
+            "eval_batch_size": self.eval_batch_size,
+        }
+
+    def _validate(self, n: int) -> None:
+        def positive(name: str, value: float) -> None:
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value!r} must be a finite number > 0")
+
+        positive("epsilon", self.epsilon)
+        positive("nbeta", self.nbeta)
+        if not (isinstance(self.gamma, (int, float)) and math.isfinite(self.gamma) and self.gamma >= 0):
+            raise ValueError(f"gamma={self.gamma!r} must be a finite number >= 0")
+        for name, low in (("num_chains", 1), ("num_burnin", 0), ("num_draws", 1), ("steps_between_draws", 1), ("eval_batch_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+        if not isinstance(self.batch_size, (int, np.integer)) or not 1 <= self.batch_size <= n:
+            raise ValueError(
+                f"batch_size={self.batch_size!r} must be an integer between 1 and the number of samples n={n}; "
+                "pass more samples or a smaller batch_size"
+            )
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} must be an integer >= 0")
+
+    # --------------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        inputs: Sequence[torch.Tensor],
+        targets: torch.Tensor,
+    ) -> SGLDLearningCoefficient:
+        """Sample around the model's current weights ``w*`` and estimate the LLC.
+
+        Args:
+            model: called as ``model(*inputs)``; its trainable parameters are
+                the sampled ``w`` (frozen ones and buffers stay fixed). It is
+                not modified. It is evaluated in its current train/eval mode;
+                put it in ``eval()`` if it has dropout.
+            loss_fn: ``loss_fn(output, targets) -> scalar``, the *mean* loss
+                over the samples of a batch (e.g. ``F.mse_loss``).
+            inputs: tuple of tensors, each ``(n, ...)``; floating ones are cast
+                to the parameters' dtype, all moved to their device.
+            targets: ``(n, ...)``.
+
+        Returns:
+            ``self``, with the fitted attributes listed in the class docstring.
+        """
+        start = time.perf_counter()
+        if isinstance(inputs, torch.Tensor):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        n = int(targets.shape[0])
+        for i, t in enumerate(inputs):
+            if t.shape[0] != n:
+                raise ValueError(
+                    f"inputs[{i}] has {t.shape[0]} samples along dim 0 but targets has n={n}; "
+                    "every input and the targets must share the sample dim 0"
+                )
+        self._validate(n)
+
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("model has no trainable parameters (requires_grad=True) to sample")
+        device, dtype = named[0][1].device, named[0][1].dtype
+        if any(p.device != device or p.dtype != dtype for _, p in named):
+            raise ValueError("all trainable parameters must share one device and dtype")
+
+        def to_device(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+
+        inputs = tuple(to_device(t) for t in inputs)
+        targets = to_device(targets)
+
+        names = [name for name, _ in named]
+        shapes = [p.shape for _, p in named]
+        sizes = [p.numel() for _, p in named]
+        fixed = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
+        fixed.update(model.named_buffers())
+
+        C, m = int(self.num_chains), int(self.batch_size)
+        eps, gamma, nbeta = float(self.epsilon), float(self.gamma), float(self.nbeta)
+        burnin, draws, every = int(self.num_burnin), int(self.num_draws), int(self.steps_between_draws)
+        num_steps = burnin + draws * every
+
+        with torch.no_grad():
+            self.init_loss_ = _full_loss(model, loss_fn, inputs, targets, int(self.eval_batch_size))
+            if not math.isfinite(self.init_loss_):
+                raise ValueError(
+                    f"the loss at the model's weights over all n={n} samples is {self.init_loss_}; "
+                    "the LLC needs a finite loss at w* (check the inputs and targets for NaN/inf)"
+                )
+            # The chains' weights: one contiguous (C, *shape) leaf per parameter
+            # (contiguous per-chain weights keep the batched matmuls fast).
+            w_star = [p.detach().expand(C, *p.shape).clone() for _, p in named]  # w*, stacked
+            theta = [w.clone().requires_grad_(True) for w in w_star]
+        P = sum(sizes)
+
+        def chain_loss(params: dict[str, torch.Tensor], batch_inputs: tuple, batch_targets: torch.Tensor) -> torch.Tensor:
+            # One chain's minibatch loss ℓ_m(w): params hold its weights, the
+            # batch tensors its (m, ...) minibatch.
+            return loss_fn(functional_call(model, {**params, **fixed}, batch_inputs), batch_targets)
+
+        batched_loss = vmap(chain_loss, in_dims=(0, 0, 0))  # chain dim 0 everywhere -> (C,)
+
+        seeds = chain_seeds(int(self.seed), C)
+        generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+        noise = torch.empty(C, P, device=device, dtype=dtype)  # row c: chain c's N(0, I_P) draw
+        noise_views = [v.view(C, *shape) for v, shape in zip(noise.split(sizes, dim=1), shapes)]
+        index = torch.empty(C, m, device=device, dtype=torch.long)  # row c: chain c's minibatch
+        step_losses = torch.full((num_steps, C), float("nan"), device=device, dtype=dtype)
+
+        for step in range(num_steps):
+            # Chain c's generator gives, in this order, its m minibatch indices
+            # (uniform on [0, n), with replacement) and its P noise draws.
+            for c, gen in enumerate(generators):
+                index[c].random_(0, n, generator=gen)
+                noise[c].normal_(generator=gen)
+            batch_inputs = tuple(t[index] for t in inputs)  # each (C, m, ...)
+            batch_targets = targets[index]  # (C, m, ...)
+
+            # The fused CPU attention kernels have no vmap batching rule; the
+            # math kernel is made of batchable ops.
+            with sdpa_kernel([SDPBackend.MATH]):
+                losses = batched_loss(dict(zip(names, theta)), batch_inputs, batch_targets)  # (C,)
+            # Chains are independent, so the gradient of the sum holds each
+            # chain's own gradient ∇ℓ_m(w_c) in its row.
+            grads = torch.autograd.grad(losses.sum(), theta)
+            with torch.no_grad():
+                step_losses[step] = losses
+                # Δw = −ε/2 (nβ ∇ℓ_m(w) + γ (w − w*)) + √ε ξ, every term at the current w.
+                drift = torch._foreach_mul(grads, nbeta)
+                if gamma:
+                    torch._foreach_add_(drift, torch._foreach_sub(theta, w_star), alpha=gamma)
+                torch._foreach_add_(theta, drift, alpha=-eps / 2)
+                torch._foreach_add_(theta, noise_views, alpha=math.sqrt(eps))
+
+            if (step + 1) % _DIVERGENCE_CHECK_EVERY == 0 and not bool(torch.isfinite(losses).any()):
+                break  # every chain has diverged: stop early (the rest of the trace stays NaN)
+
+        with torch.no_grad():
+            # Burn-in: every step. Draws: the last step of each group of `every`.
+            trace = torch.cat((step_losses[:burnin], step_losses[burnin + every - 1 :: every])).T  # (C, burnin + draws)
+            weights_finite = torch.stack([torch.isfinite(t).flatten(1).all(dim=1) for t in theta]).all(dim=0)  # (C,)
+
+        trace_np = trace.detach().to(device="cpu", dtype=torch.float64).numpy()
+        failed = ~np.isfinite(trace_np).all(axis=1) | ~weights_finite.cpu().numpy()
+        healthy = ~failed
+        if not healthy.any():
+            raise RuntimeError(
+                f"all {C} SGLD chains diverged (loss or weights became NaN/inf) with "
+                f"epsilon={eps:g}, gamma={gamma:g}, nbeta={nbeta:g}, batch_size={m}; "
+                "use a smaller epsilon (or a larger gamma)"
+            )
+
+        per_chain = np.full(C, np.nan)
+        per_chain[healthy] = nbeta * (trace_np[healthy, burnin:].mean(axis=1) - self.init_loss_)
+        k = int(healthy.sum())
+        good = per_chain[healthy]
+        self.llc_per_chain_ = per_chain
+        self.llc_mean_ = float(good.mean())
+        self.llc_std_ = float(good.std(ddof=1)) if k > 1 else float("nan")
+        self.llc_sem_ = self.llc_std_ / math.sqrt(k) if k > 1 else float("nan")
+        self.loss_trace_ = trace_np
+        self.failed_chains_ = failed
+        self.chain_seeds_ = seeds
+        self.num_params_ = P
+        self.num_steps_ = num_steps
+        self.elapsed_s_ = time.perf_counter() - start
+        return self
+
+
+def _full_loss(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: tuple[torch.Tensor, ...],
+    targets: torch.Tensor,
+    chunk: int,
+) -> float:
+    """``ℓ_n(w*)``: the mean loss over all n samples, in chunks of ``chunk``.
+
+    Chunk means are weighted by chunk size, which is exact for a loss that is a
+    mean over samples (each sample contributing equally many terms).
+    """
+    n = targets.shape[0]
+    total = 0.0
+    with torch.no_grad():
+        for lo in range(0, n, chunk):
+            hi = min(lo + chunk, n)
+            loss = loss_fn(model(*(t[lo:hi] for t in inputs)), targets[lo:hi])
+            if loss.numel() != 1:
+                raise ValueError(
+                    f"loss_fn must return a scalar (the mean loss over the batch); got shape {tuple(loss.shape)}"
+                )
+            total += float(loss) * (hi - lo)
+    return total / n
+
+
+def estimate_llc(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Sequence[torch.Tensor],
+    targets: torch.Tensor,
+    settings: Mapping[str, object],
+) -> SGLDLearningCoefficient:
+    """Fit an :class:`SGLDLearningCoefficient` built from a settings mapping.
+
+    Args:
+        settings: constructor arguments by name (e.g. the ``llc`` part of the
+            pipeline config); an unknown key raises ``ValueError`` naming it.
+
+    Returns:
+        The fitted estimator.
+    """
+    allowed = [p for p in inspect.signature(SGLDLearningCoefficient.__init__).parameters if p != "self"]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown LLC setting(s) {unknown}; allowed: {allowed}")
+    return SGLDLearningCoefficient(**settings).fit(model, loss_fn, inputs, targets)
