@@ -28,9 +28,9 @@ def trained(tmp_path_factory):
     return cfg, tasks, runs
 
 
-def test_llc_steps_skip_init_and_end_at_final(tiny_cfg):
+def test_llc_steps_skip_early_training_and_end_at_final(tiny_cfg):
     steps = llc_steps(tiny_cfg)
-    assert steps[0] > 0 and steps[-1] == tiny_cfg.training.steps and len(steps) <= tiny_cfg.llc.num_checkpoints
+    assert steps[0] >= tiny_cfg.checkpoints.linear_interval and steps[-1] == tiny_cfg.training.steps and len(steps) <= tiny_cfg.llc.num_checkpoints
 
 
 def test_run_llc_store_layout(trained):

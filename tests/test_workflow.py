@@ -60,7 +60,9 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     bad.write_text("experiments:\n  mini:\n    data:\n      D: 0\n")
     result = _snakemake("-n", "all", "--configfile", str(bad), "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
     assert result.returncode != 0
-    assert "experiments.mini.data.D" in result.stderr and ">= 1" in result.stderr
+    output = result.stdout + result.stderr
+    assert "experiments.mini.data.D" in output and ">= 1" in output
+    assert "Job stats" not in output  # failed before scheduling anything
 
 
 def _normalise(name):

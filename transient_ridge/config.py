@@ -93,7 +93,7 @@ def _describe_allowed(schema: Mapping[str, Any]) -> str:
         parts.append(f"at least {schema['minItems']} item(s)")
     if "properties" in schema:
         parts.append("keys: " + ", ".join(schema["properties"]))
-    return " ".join(parts) if parts else "see workflow/schemas/config.schema.yaml"
+    return ", ".join(parts) if parts else "see workflow/schemas/config.schema.yaml"
 
 
 def validate_config(config: Mapping[str, Any], schema_path: str | Path) -> None:

@@ -39,12 +39,14 @@ log = logging.getLogger(__name__)
 def llc_steps(cfg: ExperimentConfig) -> np.ndarray:
     """Checkpoint steps whose LLC is estimated: log-spaced among the steps with weights, final included.
 
-    Step 0 is left out: the initial weights are not near a minimum of the
-    loss, so SGLD walks downhill and the "estimate" is negative and meaningless.
+    Steps before the first linear checkpoint (``checkpoints.linear_interval``)
+    are left out: there the weights are far from any minimum of the loss, SGLD
+    walks downhill, and the "estimate" comes out negative and meaningless.
     """
     steps = checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count)
     with_weights = weight_steps(steps, cfg.checkpoints.weights_every)
-    return log_spaced_subset(with_weights[with_weights > 0], cfg.llc.num_checkpoints)
+    later = with_weights[with_weights >= min(cfg.checkpoints.linear_interval, cfg.training.steps)]
+    return log_spaced_subset(later, cfg.llc.num_checkpoints)
 
 
 def llc_data(cfg: ExperimentConfig, M: float, tasks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,8 @@
-"""Run-time plumbing shared by the workflow scripts: logging to a file, device and threads."""
+"""Run-time plumbing shared by the workflow scripts: logging to a file, device and threads.
+
+torch is imported inside the functions that need it: most rules (evaluate,
+pca, figures, claims) never touch it, and importing it costs seconds per job.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["configure_logging", "pick_device", "claim_device", "set_threads"]
 
@@ -36,6 +42,8 @@ def configure_logging(log_path: str | Path | None, level: int = logging.INFO) ->
 
 def pick_device(preference: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
+    import torch
+
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(preference)
@@ -43,6 +51,8 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 def set_threads(threads: int) -> None:
     """Intra-op threads for torch (Snakemake's ``threads``)."""
+    import torch
+
     torch.set_num_threads(max(1, int(threads)))
 
 
@@ -57,6 +67,8 @@ def claim_device(lock_dir: str | Path | None = None) -> Iterator[torch.device]:
     job dies). With ``resources: gpu=N`` and N visible GPUs a free one always
     exists; under SLURM ``CUDA_VISIBLE_DEVICES`` already shows one GPU.
     """
+    import torch
+
     if not torch.cuda.is_available():
         yield torch.device("cpu")
         return
