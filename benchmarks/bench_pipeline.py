@@ -3,8 +3,8 @@
     python benchmarks/bench_pipeline.py                 # mini, 2 cores, in a temporary copy of the repo
     python benchmarks/bench_pipeline.py --target transient --cores 2
 
-Runs `snakemake -c CORES TARGET` in a fresh working directory (so nothing of
-results/ is reused), then reads Snakemake's `benchmark:` files and prints the
+Runs `snakemake -c CORES TARGET --directory <fresh temporary folder>` (so nothing
+of results/ is reused), then reads Snakemake's `benchmark:` files and prints the
 wall time of each rule (summed over its jobs) next to the total. The
 reference for the ratios is the total wall time of the same run.
 """
@@ -39,12 +39,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    for name in ("Snakefile", "config.yaml", "workflow"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+    command = [snakemake, "-c", str(args.cores), args.target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
     start = time.perf_counter()
-    result = subprocess.run([snakemake, "-c", str(args.cores), args.target], cwd=workdir, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     total = time.perf_counter() - start
     if result.returncode != 0:
         print(result.stderr[-5000:])

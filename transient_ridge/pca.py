@@ -53,11 +53,20 @@ class TrajectoryPCA:
         self.explained_variance_ratio_ = pca.explained_variance_ratio_.astype(np.float64)
         return self
 
-    def transform(self, rows: np.ndarray) -> np.ndarray:
-        """Project ``(N, F)`` rows with the fitted centring: ``(N, P)``."""
+    def transform(self, rows: np.ndarray, *, chunk_rows: int = 4096) -> np.ndarray:
+        """Project ``(N, F)`` rows with the fitted centring: ``(N, P)`` float64.
+
+        Works through ``chunk_rows`` rows at a time in float64, so a large
+        float32 matrix is never copied whole.
+        """
         if not hasattr(self, "components_"):
             raise RuntimeError("TrajectoryPCA is not fitted yet; call fit first")
-        return (np.asarray(rows, dtype=np.float64) - self.mean_) @ self.components_.T
+        rows = np.asarray(rows)
+        out = np.empty((rows.shape[0], self.components_.shape[0]))
+        for start in range(0, rows.shape[0], chunk_rows):
+            block = rows[start : start + chunk_rows].astype(np.float64) - self.mean_
+            out[start : start + chunk_rows] = block @ self.components_.T
+        return out
 
 
 def stack_trajectories(outputs: dict[float, xr.Dataset]) -> tuple[np.ndarray, list[float], np.ndarray]:
