@@ -93,26 +93,28 @@ class ProbeInputs:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int, device: torch.device | str
+    model: torch.nn.Module,
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int,
+    device: torch.device | str,
 ) -> np.ndarray:
     """Model predictions ``(N, K)`` float32 for inputs ``(N, K, D)``, ``(N, K)``, in batches."""
-    outputs = []
-    for start in range(0, x.shape[0], batch_size):
-        xb = torch.as_tensor(x[start : start + batch_size], device=device)
-        yb = torch.as_tensor(y[start : start + batch_size], device=device)
-        outputs.append(model(xb, yb).float().cpu().numpy())
-    return np.concatenate(outputs, axis=0)
+    x = torch.as_tensor(x, device=device)
+    y = torch.as_tensor(y, device=device)
+    outputs = [model(x[start : start + batch_size], y[start : start + batch_size]) for start in range(0, x.shape[0], batch_size)]
+    return torch.cat(outputs).float().cpu().numpy()
 
 
 def _predict_probes(
-    model: torch.nn.Module, probes: ProbeInputs, batch_size: int, device: torch.device | str
+    model: torch.nn.Module, probes: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_size: int
 ) -> dict[str, np.ndarray]:
+    """Predictions on every probe set; ``probes`` maps ``pred_root`` etc. to ``(x, y)`` already on the device."""
     was_training = model.training
     model.eval()
     result = {
-        "pred_root": predict(model, probes.root_x, probes.root_y, batch_size=batch_size, device=device),
-        "pred_ood": predict(model, probes.ood_x, probes.ood_y, batch_size=batch_size, device=device),
-        "pred_id": predict(model, probes.id_x, probes.id_y, batch_size=batch_size, device=device),
+        name: predict(model, x, y, batch_size=batch_size, device=x.device) for name, (x, y) in probes.items()
     }
     model.train(was_training)
     return result
@@ -204,10 +206,16 @@ def train_run(
     config_json = cfg.to_json()
     label = f"M={'inf' if math.isinf(M) else int(M)}"
 
+    device = torch.device(device)
+
+    def new_optimizer(parameters):  # fused Adam on CUDA: one kernel for all parameters
+        fused = {"fused": True} if device.type == "cuda" else {}
+        return torch.optim.Adam(
+            parameters, lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay, **fused
+        )
+
     model = init_model(cfg, M).to(device)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay
-    )
+    optimizer = new_optimizer(model.parameters())
     step = 0
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
@@ -222,9 +230,7 @@ def train_run(
                 log.warning("%s: resume state lacks checkpoints %s; starting afresh", label, sorted(expected - present)[:5])
                 shutil.rmtree(resume_dir)
                 model = init_model(cfg, M).to(device)
-                optimizer = torch.optim.Adam(
-                    model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay
-                )
+                optimizer = new_optimizer(model.parameters())
                 step = 0
             else:
                 log.info("%s: resuming from step %d (%s)", label, step, state_path)
@@ -241,9 +247,17 @@ def train_run(
     records: dict[int, dict[str, np.ndarray]] = {}
     task_tensor = None if task_set(tasks, M) is None else torch.as_tensor(task_set(tasks, M), dtype=torch.float32, device=device)
     eval_batch = cfg.evaluation.batch_size
+    probe_tensors = {  # moved to the device once, not at every checkpoint
+        name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
+        for name, x, y in (
+            ("pred_root", probes.root_x, probes.root_y),
+            ("pred_ood", probes.ood_x, probes.ood_y),
+            ("pred_id", probes.id_x, probes.id_y),
+        )
+    }
 
     def record(at_step: int) -> None:
-        records[at_step] = _predict_probes(model, probes, eval_batch, device)
+        records[at_step] = _predict_probes(model, probe_tensors, eval_batch)
         if at_step in keep_weights and not checkpoint_path(staged_checkpoints, at_step).exists():
             save_checkpoint(
                 checkpoint_path(staged_checkpoints, at_step), model, step=at_step, M=M, experiment_config=config_json
