@@ -352,6 +352,20 @@ class ExperimentConfig:
             )
         return cls.from_dict(name, experiments[name])
 
+    def fingerprint(self, sections: tuple[str, ...]) -> str:
+        """JSON of just these config sections (dotted paths allowed, e.g. ``seeds.train``).
+
+        Used to decide whether a stage's earlier work (a resume state) is still valid:
+        only the settings the stage depends on count.
+        """
+        picked = {}
+        for path in sections:
+            node: Any = self.raw
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            picked[path] = node
+        return json.dumps(picked, sort_keys=True, default=str)
+
     def to_json(self) -> str:
         """The experiment's raw config block as JSON (stored in every output's attrs)."""
         return json.dumps({"name": self.name, **self.raw}, sort_keys=True, default=str)

@@ -34,6 +34,7 @@ from .schedule import checkpoint_steps, learning_rate, weight_steps
 from .store import provenance_attrs, replace_directory, write_dataset
 
 __all__ = [
+    "TRAINING_SECTIONS",
     "TrainingDivergedError",
     "ProbeInputs",
     "model_config_for",
@@ -43,6 +44,21 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The config sections a training run depends on: a resume state written under other
+# values of these is discarded; other sections (LLC, figures, ...) may change freely.
+TRAINING_SECTIONS = (
+    "data",
+    "seeds.tasks",
+    "seeds.train",
+    "seeds.init",
+    "seeds.probes",
+    "probes",
+    "model",
+    "training",
+    "checkpoints",
+    "evaluation",
+)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -204,6 +220,7 @@ def train_run(
         weight_steps(np.array(sorted(record_steps)), cfg.checkpoints.weights_every).tolist()
     )
     config_json = cfg.to_json()
+    fingerprint = cfg.fingerprint(TRAINING_SECTIONS)
     label = f"M={'inf' if math.isinf(M) else int(M)}"
 
     device = torch.device(device)
@@ -219,7 +236,7 @@ def train_run(
     step = 0
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["experiment_config"] == config_json and state["M"] == float(M):
+        if state.get("fingerprint") == fingerprint and state["M"] == float(M):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             step = int(state["step"])
@@ -269,7 +286,7 @@ def train_run(
             {
                 "step": at_step,
                 "M": float(M),
-                "experiment_config": config_json,
+                "fingerprint": fingerprint,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
             },

@@ -25,7 +25,7 @@ rule pca:
     output:
         directory("results/{exp}/pca.zarr"),
     params:
-        experiment=get_experiment,
+        settings=stage_settings("pca"),
     log:
         "logs/{exp}/pca.log",
     benchmark:

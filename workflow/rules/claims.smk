@@ -12,7 +12,7 @@ rule claims:
         json="results/{exp}/claims.json",
     localrule: True
     params:
-        experiment=get_experiment,
+        settings=stage_settings("claims"),
     log:
         "logs/{exp}/claims.log",
     benchmark:

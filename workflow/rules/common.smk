@@ -1,5 +1,5 @@
 # Config validation and named path/param helpers. No rule logic lives here.
-import math
+import json
 from pathlib import Path
 
 from transient_ridge.config import (
@@ -9,6 +9,7 @@ from transient_ridge.config import (
     parse_task_count,
     validate_config,
 )
+from transient_ridge.train import TRAINING_SECTIONS
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
@@ -45,9 +46,28 @@ wildcard_constraints:
 # ---- experiment lookups ------------------------------------------------------
 
 
-def get_experiment(wildcards):
-    """The raw config block of the wildcard's experiment (a plain dict)."""
-    return config["experiments"][wildcards.exp]
+# The config sections each stage depends on. A rule's params hold only these, so
+# Snakemake's params rerun trigger fires when they change and not otherwise
+# (changing the figure smoothing does not retrain anything). Scripts read the
+# whole experiment block from `snakemake.config`.
+STAGE_SECTIONS = {
+    "tasks": ("data", "seeds.tasks", "seeds.probes", "probes"),
+    "baselines": ("data", "seeds.tasks", "seeds.probes", "probes"),
+    "train": TRAINING_SECTIONS,
+    "pca": ("pca",),
+    "llc_run": ("llc", "seeds.sgld", "training.steps", "checkpoints"),
+    "llc_calibration": ("llc", "seeds.sgld", "training.steps"),
+    "claims": ("figures",),
+}
+
+
+def stage_settings(stage):
+    """An input-free params function: the wildcard experiment's settings for ``stage``."""
+
+    def settings(wildcards):
+        return json.loads(EXPERIMENTS[wildcards.exp].fingerprint(STAGE_SECTIONS[stage]))
+
+    return settings
 
 
 def run_labels(exp):
@@ -146,12 +166,15 @@ def figure_inputs(name):
     return inputs
 
 
-def get_figure_settings(wildcards, output):
-    """Plot settings: the experiment's smoothing, or raw for the figures/raw/ variants."""
-    raw = "/figures/raw/" in str(output.pdf)
-    window = EXPERIMENTS[wildcards.exp].figures.smoothing_window
-    M_values = [format_task_count(m) for m in EXPERIMENTS[wildcards.exp].data.M]
-    return {"smoothing_window": 1 if raw else window, "raw": raw, "M_values": M_values}
+def figure_settings(raw):
+    """A params function: plot settings (the experiment's smoothing, or none for raw variants)."""
+
+    def settings(wildcards):
+        window = EXPERIMENTS[wildcards.exp].figures.smoothing_window
+        M_values = [format_task_count(m) for m in EXPERIMENTS[wildcards.exp].data.M]
+        return {"smoothing_window": 1 if raw else window, "raw": raw, "M_values": M_values}
+
+    return settings
 
 
 # ---- targets ---------------------------------------------------------------------

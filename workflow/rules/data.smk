@@ -5,7 +5,7 @@ rule tasks:
     output:
         directory("results/{exp}/data/tasks.zarr"),
     params:
-        experiment=get_experiment,
+        settings=stage_settings("tasks"),
     log:
         "logs/{exp}/tasks.log",
     benchmark:
@@ -22,7 +22,7 @@ rule baselines:
     output:
         directory("results/{exp}/baselines.zarr"),
     params:
-        experiment=get_experiment,
+        settings=stage_settings("baselines"),
     log:
         "logs/{exp}/baselines.log",
     benchmark:

@@ -19,7 +19,7 @@ for figure_name in FIGURE_NAMES:
         localrule: True
         params:
             figure=figure_name,
-            settings=get_figure_settings,
+            settings=figure_settings(raw=False),
         log:
             f"logs/{{exp}}/figures/{figure_name}.log",
         benchmark:
@@ -43,7 +43,7 @@ for figure_name in TIME_SERIES_FIGURES:
         localrule: True
         params:
             figure=figure_name,
-            settings=get_figure_settings,
+            settings=figure_settings(raw=True),
         log:
             f"logs/{{exp}}/figures/raw/{figure_name}.log",
         benchmark:

@@ -9,7 +9,7 @@ rule llc_run:
     output:
         directory("results/{exp}/runs/M{M}/llc.zarr"),
     params:
-        experiment=get_experiment,
+        settings=stage_settings("llc_run"),
     threads: 1
     resources:
         gpu=1,
@@ -46,7 +46,7 @@ rule llc_calibration:
     output:
         directory("results/{exp}/llc_calibration.zarr"),
     params:
-        experiment=get_experiment,
+        settings=stage_settings("llc_calibration"),
     threads: 1
     resources:
         gpu=1,

@@ -9,7 +9,7 @@ rule train:
         checkpoints=directory("results/{exp}/runs/M{M}/checkpoints"),
         predictions=directory("results/{exp}/runs/M{M}/predictions.zarr"),
     params:
-        experiment=get_experiment,
+        settings=stage_settings("train"),
     threads: 1
     resources:
         gpu=1,

@@ -34,7 +34,7 @@ if "snakemake" in globals():
     configure_logging(snakemake.log[0])
     main(
         snakemake.wildcards.exp,
-        snakemake.params.experiment,
+        snakemake.config["experiments"][snakemake.wildcards.exp],
         list(snakemake.input.outputs),
         snakemake.input.baselines,
         snakemake.input.pca,

@@ -27,7 +27,7 @@ if "snakemake" in globals():
     configure_logging(snakemake.log[0])
     main(
         snakemake.wildcards.exp,
-        snakemake.params.experiment,
+        snakemake.config["experiments"][snakemake.wildcards.exp],
         list(snakemake.input.checkpoints),
         snakemake.input.tasks,
         snakemake.output[0],

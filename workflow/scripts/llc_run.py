@@ -20,7 +20,7 @@ if "snakemake" in globals():
     configure_logging(snakemake.log[0])
     main(
         snakemake.wildcards.exp,
-        snakemake.params.experiment,
+        snakemake.config["experiments"][snakemake.wildcards.exp],
         snakemake.wildcards.M,
         snakemake.input.checkpoints,
         snakemake.input.tasks,

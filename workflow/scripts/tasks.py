@@ -17,4 +17,4 @@ def main(experiment: str, block: dict, output: str) -> None:
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
-    main(snakemake.wildcards.exp, snakemake.params.experiment, snakemake.output[0])
+    main(snakemake.wildcards.exp, snakemake.config["experiments"][snakemake.wildcards.exp], snakemake.output[0])
