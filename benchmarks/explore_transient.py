@@ -96,13 +96,13 @@ def main() -> None:
     print(f"total wall time {time.perf_counter() - start:.0f} s with {args.workers} workers")
     print(
         f"{'M':>5s} {'steps/s':>8s} {'ridge':>6s} {'dMMSE':>6s} {'OOD min (step)':>17s} {'OOD end':>8s} {'rise':>6s} "
-        f"{'d_ridge min (step)':>19s} {'rise':>6s} {'d_dmmse end/min':>15s} {'end d_r/d_d':>12s} transient"
+        f"{'d_ridge min (step)':>19s} {'rise':>6s} {'d_dmmse end/at':>15s} {'end d_r/d_d':>12s} transient"
     )
     for r in rows:
         print(
             f"{r['M']:5g} {r['steps_per_s']:8.1f} {r['ridge_ood']:6.3f} {r['dmmse_ood']:6.3f} "
             f"{r['ood_min']:8.3f} ({r['ood_min_step']:6d}) {r['ood_final']:8.3f} {r['ood_rise']:+6.1%} "
-            f"{r['ridge_min']:9.4f} ({r['ridge_min_step']:6d}) {r['ridge_rise']:+6.1%} {r['dmmse_final_over_min']:15.3f} "
+            f"{r['ridge_min']:9.4f} ({r['ridge_min_step']:6d}) {r['ridge_rise']:+6.1%} {r['dmmse_final_over_at_ood_min']:15.3f} "
             f"{r['final_dist_ridge']:.3f}/{r['final_dist_dmmse']:.3f} {'yes' if r['is_transient'] else 'no'}"
         )
     if args.json:

@@ -68,3 +68,11 @@ def test_check_claims_reports_holds_and_failures():
     outputs[math.inf] = _outputs(math.inf, np.linspace(2, 1.5, steps), np.ones(steps), np.ones(steps))
     claims = {c.name: c for c in check_claims(outputs, baselines, pca, llc, min_transient_runs=1)}
     assert not claims["infinite_M_ends_at_ridge"].holds
+
+
+def test_transience_needs_the_distance_to_dmmse_to_keep_falling():
+    ood = np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2])
+    ridge = np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3])
+    flat_dmmse = np.array([1.0, 0.6, 0.4, 0.4, 0.38, 0.39])  # ends at 0.975x its value at the OOD minimum
+    m = measure_transience(_outputs(16.0, ood, ridge, flat_dmmse), 1)
+    assert not m.is_transient and abs(m.dmmse_final_over_at_ood_min - 0.975) < 1e-12
