@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["configure_logging", "pick_device", "claim_device", "set_threads"]
+__all__ = ["configure_logging", "claim_device", "set_threads"]
 
 
 def configure_logging(log_path: str | Path | None, level: int = logging.INFO) -> None:
@@ -38,15 +38,6 @@ def configure_logging(log_path: str | Path | None, level: int = logging.INFO) ->
         logging.getLogger("transient_ridge").error("job failed", exc_info=(exc_type, exc, tb))
 
     sys.excepthook = log_uncaught
-
-
-def pick_device(preference: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
-    import torch
-
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(preference)
 
 
 def set_threads(threads: int) -> None:
