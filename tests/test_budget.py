@@ -3,6 +3,8 @@
 from transient_ridge.budget import estimate_budget, main
 from transient_ridge.config import ExperimentConfig
 
+from conftest import REPO
+
 
 def test_paper_sweep_fits_in_60_gb(repo_config):
     budget = estimate_budget(ExperimentConfig.from_config(repo_config, "paper"))
@@ -14,6 +16,6 @@ def test_paper_sweep_fits_in_60_gb(repo_config):
 
 
 def test_budget_command_prints_the_verdict(capsys):
-    main(["paper"])
+    main(["paper", "--config", str(REPO / "config.yaml")])
     out = capsys.readouterr().out
     assert "2203 checkpoint steps" in out and "fits" in out
