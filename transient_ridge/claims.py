@@ -107,10 +107,6 @@ def measure_transience(outputs: xr.Dataset, smoothing_window: int) -> Transience
     )
 
 
-def _label(M: float) -> str:
-    return format_task_count(M)
-
-
 def check_claims(
     outputs: dict[float, xr.Dataset],
     baselines: xr.Dataset,
@@ -132,7 +128,7 @@ def check_claims(
         claims.append(
             Claim(
                 "smallest_M_ends_at_dmmse",
-                f"the smallest M ({_label(small)}) ends at dMMSE_M: final distance to dMMSE "
+                f"the smallest M ({format_task_count(small)}) ends at dMMSE_M: final distance to dMMSE "
                 f"<= {DMMSE_FAR_BELOW} x distance to ridge",
                 ratio <= DMMSE_FAR_BELOW,
                 {"M": small, "dist_dmmse": float(final["dist_dmmse"]), "dist_ridge": float(final["dist_ridge"]), "ratio": ratio},
@@ -156,7 +152,7 @@ def check_claims(
         small = finite[0]
         projection = pca["predictor_projection"].sel(pc=[1, 2])
         ridge_point = projection.sel(predictor="ridge").values
-        dmmse_point = projection.sel(predictor=f"dmmse_M{_label(small)}").values
+        dmmse_point = projection.sel(predictor=f"dmmse_M{format_task_count(small)}").values
         gap = float(np.linalg.norm(ridge_point - dmmse_point))
         end_small = pca["trajectory"].sel(M=small, pc=[1, 2]).isel(step=-1).values
         end_inf = pca["trajectory"].sel(M=math.inf, pc=[1, 2]).isel(step=-1).values
@@ -169,9 +165,9 @@ def check_claims(
         claims.append(
             Claim(
                 "pca_separates_predictors",
-                f"in PC1-PC2, ridge and dMMSE_M{_label(small)} sit apart (gap >= {PCA_SEPARATION} x the median "
+                f"in PC1-PC2, ridge and dMMSE_M{format_task_count(small)} sit apart (gap >= {PCA_SEPARATION} x the median "
                 "distance of final points to their own predictor) and the M="
-                f"{_label(small)} and M=inf trajectories end nearer their own predictor",
+                f"{format_task_count(small)} and M=inf trajectories end nearer their own predictor",
                 bool(holds),
                 {
                     "gap_ridge_dmmse": gap,
@@ -197,17 +193,16 @@ def check_claims(
         claims.append(
             Claim(
                 "llc_grows_with_M_for_dmmse_runs",
-                f"the final-model LLC of every dMMSE-like run with M > {_label(small)} exceeds that of M = {_label(small)}",
+                f"the final-model LLC of every dMMSE-like run with M > {format_task_count(small)} exceeds that of M = {format_task_count(small)}",
                 holds,
                 {
-                    "final_llc": {_label(M): final_llc[M] for M in finite},
-                    "dmmse_like_runs": [_label(M) for M in dmmse_like],
+                    "final_llc": {format_task_count(M): final_llc[M] for M in finite},
+                    "dmmse_like_runs": [format_task_count(M) for M in dmmse_like],
                 },
             )
         )
 
-    intermediate = [M for M in finite[1:]]
-    measures = [measure_transience(outputs[M], smoothing_window) for M in intermediate]
+    measures = [measure_transience(outputs[M], smoothing_window) for M in finite[1:]]
     transient = [m for m in measures if m.is_transient]
     claims.append(
         Claim(
@@ -218,7 +213,7 @@ def check_claims(
             f"(at the end <= {DMMSE_STILL_FALLING} x its value at the OOD minimum; series smoothed over "
             f"{smoothing_window} checkpoints)",
             len(transient) >= min_transient_runs,
-            {"transient_M": [_label(m.M) for m in transient], "runs": {_label(m.M): asdict(m) for m in measures}},
+            {"transient_M": [format_task_count(m.M) for m in transient], "runs": {format_task_count(m.M): asdict(m) for m in measures}},
         )
     )
     return claims

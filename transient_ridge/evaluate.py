@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .predictors import per_token_mse
+
 __all__ = ["critical_step", "build_outputs_dataset"]
 
 
@@ -20,11 +22,6 @@ def critical_step(steps: np.ndarray, loss_ood: np.ndarray) -> int:
     if loss_ood.size == 0 or not np.isfinite(loss_ood).any():
         raise ValueError("t_crit needs at least one finite OOD loss")
     return int(np.asarray(steps)[np.nanargmin(loss_ood)])
-
-
-def _mean_sq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean over the sequence axis (-2) of squared differences: ``(S, N, K), (N, K) -> (S, K)``."""
-    return np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=-2)
 
 
 def build_outputs_dataset(
@@ -41,10 +38,10 @@ def build_outputs_dataset(
     steps = predictions["step"].values
     pred_ood = predictions["pred_ood"].values  # (S, N_ood, K)
     pred_id = predictions["pred_id"].values  # (S, N_id, K)
-    loss_ood_token = _mean_sq(pred_ood, tasks["ood_y"].values)
-    loss_id_token = _mean_sq(pred_id, tasks["id_y"].sel(M=M).values)
-    dist_ridge_token = _mean_sq(pred_id, baselines["ridge_id"].sel(M=M).values)
-    dist_dmmse_token = _mean_sq(pred_id, baselines["dmmse_id"].sel(M=M).values)
+    loss_ood_token = per_token_mse(pred_ood, tasks["ood_y"].values)
+    loss_id_token = per_token_mse(pred_id, tasks["id_y"].sel(M=M).values)
+    dist_ridge_token = per_token_mse(pred_id, baselines["ridge_id"].sel(M=M).values)
+    dist_dmmse_token = per_token_mse(pred_id, baselines["dmmse_id"].sel(M=M).values)
     dataset = xr.Dataset(
         {
             "loss_ood": ("step", loss_ood_token.mean(axis=-1)),

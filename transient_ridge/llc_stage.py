@@ -7,6 +7,7 @@ per-prediction MSE the model was trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ import xarray as xr
 from .checkpoint import checkpoint_path, load_checkpoint
 from .config import ExperimentConfig, LLCConfig
 from .data import sample_sequences, task_set
-from .llc import SGLDLearningCoefficient
+from .llc import SGLDLearningCoefficient, estimate_llc
 from .schedule import checkpoint_steps, log_spaced_subset, weight_steps
 from .store import provenance_attrs
 
@@ -73,20 +74,16 @@ def estimate_checkpoint_llc(
     gamma: float | None = None,
 ) -> SGLDLearningCoefficient:
     """Fit the SGLD estimator around ``model``'s weights (``epsilon``/``gamma`` override the config)."""
-    estimator = SGLDLearningCoefficient(
-        epsilon=settings.epsilon if epsilon is None else epsilon,
-        gamma=settings.gamma if gamma is None else gamma,
-        nbeta=settings.nbeta,
-        num_chains=settings.num_chains,
-        num_burnin=settings.num_burnin,
-        num_draws=settings.num_draws,
-        steps_between_draws=settings.steps_between_draws,
-        batch_size=settings.batch_size,
-        seed=seed,
-        num_samples=settings.num_samples,
-    )
+    constructor = {
+        key: value for key, value in dataclasses.asdict(settings).items() if key not in ("calibration", "num_checkpoints")
+    }
+    constructor.update(seed=seed)
+    if epsilon is not None:
+        constructor["epsilon"] = epsilon
+    if gamma is not None:
+        constructor["gamma"] = gamma
     x, y = data
-    return estimator.fit(model, _mse, (x, y), y)
+    return estimate_llc(model, _mse, (x, y), y, constructor)
 
 
 def _settings_attrs(cfg: ExperimentConfig) -> dict[str, float | int]:

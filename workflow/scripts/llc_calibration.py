@@ -1,8 +1,5 @@
 """Rule `llc_calibration`: epsilon x gamma sweep of the LLC on a few final models."""
 
-from pathlib import Path
-
-from transient_ridge.checkpoint import list_checkpoints, load_checkpoint
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.llc_stage import build_calibration_dataset
 from transient_ridge.runtime import claim_device, configure_logging, set_threads
@@ -13,10 +10,8 @@ from transient_ridge.tasks import tasks_from_dataset
 def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: str, output: str, threads: int) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
     set_threads(threads)
-    by_M = {}
-    for directory in checkpoint_dirs:
-        _, metadata = load_checkpoint(next(iter(list_checkpoints(directory).values())))
-        by_M[float(metadata["M"])] = Path(directory)
+    # the rule lists the checkpoint folders in the order of llc.calibration.M
+    by_M = dict(zip(cfg.llc.calibration.M, checkpoint_dirs))
     tasks = tasks_from_dataset(open_dataset(tasks_path))
     with claim_device() as device:
         dataset = build_calibration_dataset(cfg, by_M, tasks, device=device)
