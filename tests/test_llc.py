@@ -8,8 +8,9 @@ chains of the truth, at the settings written in the test):
   (Watanabe 2009, *Algebraic Geometry and Statistical Learning Theory*, the
   normal-crossing case; Lau et al. 2023, arXiv 2308.12108, use such models);
   also the finite-nβ, finite-γ posterior mean by one-dimensional quadrature;
-* reduced-rank regression at true rank 0: Aoyagi & Watanabe 2005,
-  *Stochastic complexities of reduced rank regression in Bayesian estimation*.
+* reduced-rank regression at true rank 0 and at true rank 1: Aoyagi &
+  Watanabe 2005, *Stochastic complexities of reduced rank regression in
+  Bayesian estimation*.
 
 The LLC uses the population quantity nβ(E ℓ − ℓ(w*)); the data sets are
 built so that w* is an exact minimum of the empirical loss ℓ_n (OLS weights,
@@ -168,24 +169,33 @@ def test_aoyagi_formula_on_regular_and_known_cases():
     assert aoyagi_rlct(2, 2, 5, 0) == 2.0
     assert aoyagi_rlct(3, 3, 2, 0) == 2.5
     assert aoyagi_rlct(2, 2, 2, 0) == 1.5
+    # Rank r > 0 splits into the regular rank-r part plus a rank-0 problem on the complement.
+    for M, N, H, r in [(3, 3, 2, 1), (4, 3, 3, 1), (5, 4, 3, 2)]:
+        regular = r * (M + N - r) / 2
+        assert aoyagi_rlct(M, N, H, r) == regular + aoyagi_rlct(M - r, N - r, H - r, 0)
 
 
-@pytest.mark.slow
-def test_reduced_rank_regression_matches_aoyagi():
-    # M = N = 3 inputs/outputs, H = 2 hidden, true map 0: λ = 5/2 (d/2 = 6).
-    # By scaling w = u/√γ only t = nβ/γ² and ε' = εγ matter. At t = 100 the
-    # posterior mean is still well below λ (2.18 ± 0.05 at ε' = 3e-4) and
-    # ε' = 1e-3 lands near 2.43 only through discretization bias; t = 1000 with
-    # ε' = 1e-4 needs about 30 000 steps (40 s on one core). True rank r > 0
-    # (the singular point inside a regular valley) needed ε ≪ 1/(nβ·curvature)
-    # and more steps than we could afford: not tested.
-    M, N, H, n = 3, 3, 2, 1000
-    x = whitened_inputs(n, M, seed=3)
-    y = torch.zeros(n, N, dtype=DTYPE)
+def reduced_rank_at(M: int, N: int, H: int, singular_value: float) -> ReducedRank:
+    """A reduced-rank model whose map BA is 0 (singular_value 0) or singular_value · e1 e1ᵀ (rank 1)."""
     model = ReducedRank(M, N, H)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
+        model.A.weight[0, 0] = math.sqrt(singular_value)
+        model.B.weight[0, 0] = math.sqrt(singular_value)
+    return model
+
+
+def test_reduced_rank_regression_at_rank_0_matches_aoyagi():
+    # M = N = 3 inputs/outputs, H = 2 hidden, true map 0: λ = 5/2 (d/2 = 6).
+    # By scaling w = u/√γ only t = nβ/γ² and ε' = εγ matter. At t = 100 the
+    # posterior mean is still well below λ (2.18 ± 0.05 at ε' = 3e-4) and
+    # ε' = 1e-3 lands near 2.43 only through discretization bias; t = 1000 with
+    # ε' = 1e-4 needs about 30 000 steps (about 40 s on one core).
+    M, N, H, n = 3, 3, 2, 1000
+    x = whitened_inputs(n, M, seed=3)
+    y = torch.zeros(n, N, dtype=DTYPE)
+    model = reduced_rank_at(M, N, H, 0.0)
     gamma = 10.0
     est = SGLDLearningCoefficient(
         epsilon=1e-4 / gamma, gamma=gamma, nbeta=1e3 * gamma**2, num_chains=8,
@@ -193,6 +203,30 @@ def test_reduced_rank_regression_matches_aoyagi():
     ).fit(model, F.mse_loss, (x,), y)
     assert not est.failed_chains_.any()
     assert_within_3se(est, aoyagi_rlct(M, N, H, 0))
+
+
+def test_reduced_rank_regression_at_rank_1_matches_aoyagi():
+    # Same shapes, true map of rank 1 (singular value s = 0.1): λ = 7/2, which
+    # is the regular part (rank-1 3x3 matrices: 5 dimensions, 5/2) plus a
+    # rank-0 problem with M = N = 2, H = 1 in the complement (λ = 1); d/2 = 6.
+    # The regular directions have curvature ≈ nβ·2s/N; s is chosen small so that
+    # ε times that stays ≪ 1 (s = 1 made SGLD overshoot: estimates of 6 to 9),
+    # while nβ·s ≫ γ keeps them in the asymptotic regime. Measured: s = 0.1,
+    # t = 1000, ε' = 1e-4: 3.46 ± 0.03 at 30 000 draws; at 10 000 draws
+    # 3.33 ± 0.09 (s = 0.05) and 3.31 ± 0.07 (s = 0.2, ε' = 3e-5).
+    M, N, H, n = 3, 3, 2, 1000
+    x = whitened_inputs(n, M, seed=3)
+    model = reduced_rank_at(M, N, H, 0.1)
+    with torch.no_grad():
+        y = model(x)  # w* is an exact minimum: zero residual
+    gamma = 10.0
+    est = SGLDLearningCoefficient(
+        epsilon=1e-4 / gamma, gamma=gamma, nbeta=1e3 * gamma**2, num_chains=8,
+        num_burnin=7500, num_draws=30000, batch_size=100, seed=0,
+    ).fit(model, F.mse_loss, (x,), y)
+    assert not est.failed_chains_.any()
+    assert aoyagi_rlct(M, N, H, 1) == 3.5
+    assert_within_3se(est, aoyagi_rlct(M, N, H, 1))
 
 
 # ------------------------------------------------------------- invariants
