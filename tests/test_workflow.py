@@ -28,7 +28,7 @@ def _job_counts(stdout):
     return counts
 
 
-@pytest.mark.parametrize("target, runs", [("all", 5), ("paper", 23), ("transient", 4), ("paper_slice", 5)])
+@pytest.mark.parametrize("target, runs", [("all", 5), ("paper", 23), ("transient", 5), ("paper_slice", 5)])
 def test_dry_run_schedules_one_training_job_per_M(target, runs, tmp_path):
     result = _snakemake("-n", target, "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
     assert result.returncode == 0, result.stderr[-3000:]
