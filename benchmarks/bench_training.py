@@ -1,11 +1,19 @@
-"""Benchmark: training steps/s of one run, by shape, device, threads and compilation.
+"""Benchmark: training steps/s of one run, by shape, device, threads, compilation,
+precision and ensembling, plus what checkpoint evaluation costs.
 
     python benchmarks/bench_training.py                      # mini shape, CPU, 1 and 2 threads, eager vs compile
+    python benchmarks/bench_training.py --shape transient --no-compile --ensemble 4 --bf16
     python benchmarks/bench_training.py --shape paper        # paper shape (on a GPU if present)
 
 Each variant runs the same Adam steps on batches from the (seed, step) sampler;
-the printed ratio is against the first variant (eager, 1 thread), measured in
-the same process. Checkpoint evaluation is not included (see bench_pipeline.py).
+the printed ratio is of model-steps/s against the first variant (eager, 1
+thread), measured in the same process. ``--ensemble E`` adds E models trained as
+one computation (parameters stacked with ``torch.func.stack_module_state``, the
+forward pass vmapped, one Adam over the stacked tensors: Adam is elementwise, so
+this is E independent runs, each on its own batch); ``--bf16`` adds bfloat16
+autocast (float32 master weights). ``--evaluation`` times one checkpoint's
+evaluation on the experiment's probe sets (see bench_pipeline.py for the whole
+pipeline).
 """
 
 from __future__ import annotations
@@ -52,12 +60,67 @@ def steps_per_second(config, batch_size, device, steps, compile_model=False, war
     return steps / (time.perf_counter() - start)
 
 
+def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup=10):
+    """Model-steps/s of ``members`` models trained as one vmapped computation."""
+    from torch.func import functional_call, stack_module_state
+
+    torch.manual_seed(0)
+    models = [InContextRegressionTransformer(config).to(device) for _ in range(members)]
+    params, buffers = stack_module_state(models)
+    base = InContextRegressionTransformer(config).to("meta")
+    optimizer = torch.optim.Adam(list(params.values()), lr=1e-3)
+    tasks = [torch.randn(16, config.D, device=device, generator=torch.Generator().manual_seed(m)) for m in range(members)]
+
+    def member_forward(p, b, x, y):
+        return functional_call(base, (p, b), (x, y))
+
+    forward = torch.vmap(member_forward)
+
+    def step(i):
+        batches = [sample_batch(t, seed=m, step=i, batch_size=batch_size, K=config.K, D=config.D,
+                                noise_variance=0.1, device=device) for m, t in enumerate(tasks)]
+        x = torch.stack([b[0] for b in batches])
+        y = torch.stack([b[1] for b in batches])
+        # summing the members' mean losses gives each member exactly its own gradient
+        loss = ((forward(params, buffers, x, y) - y) ** 2).mean(dim=(1, 2)).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    return members * steps / (time.perf_counter() - start)
+
+
+def evaluation_seconds(config, device, sequences, batch_size, repeats=3):
+    """Seconds to predict ``sequences`` probe sequences (one checkpoint's evaluation)."""
+    torch.manual_seed(0)
+    model = InContextRegressionTransformer(config).to(device).eval()
+    x = torch.randn(sequences, config.K, config.D, device=device)
+    y = torch.randn(sequences, config.K, device=device)
+    with torch.no_grad():
+        model(x[:batch_size], y[:batch_size])
+        start = time.perf_counter()
+        for _ in range(repeats):
+            for chunk in range(0, sequences, batch_size):
+                model(x[chunk : chunk + batch_size], y[chunk : chunk + batch_size])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="mini")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="E", help="also time E models as one vmapped computation")
+    parser.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast")
+    parser.add_argument("--evaluation", action="store_true", help="also time one checkpoint's evaluation")
     args = parser.parse_args()
     config, batch = SHAPES[args.shape]
     batch = args.batch_size or batch
@@ -68,16 +131,33 @@ def main() -> None:
     variants = [("eager, 1 thread", 1, False), ("eager, 2 threads", 2, False)]
     if not args.no_compile:
         variants.append(("torch.compile, 1 thread", 1, True))
+    runs = [(label, threads, lambda c=compiled: steps_per_second(config, batch, device, args.steps, compile_model=c))
+            for label, threads, compiled in variants]
+    if args.bf16:
+        def bf16_rate():
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return steps_per_second(config, batch, device, args.steps)
+        runs.append(("bf16 autocast, 1 thread", 1, bf16_rate))
+    if args.ensemble:
+        for threads in (1, 2):
+            runs.append((f"ensemble of {args.ensemble}, {threads} thread(s)", threads,
+                         lambda: ensemble_steps_per_second(config, batch, device, args.steps // 2, args.ensemble)))
     reference = None
-    for label, threads, compiled in variants:
+    for label, threads, measure in runs:
         torch.set_num_threads(threads)
         try:
-            rate = steps_per_second(config, batch, device, args.steps, compile_model=compiled)
+            rate = measure()
         except Exception as exc:  # compilation can fail on some stacks; report, do not hide
             print(f"{label:28s} failed: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         reference = reference or rate
-        print(f"{label:28s} {rate:8.1f} steps/s   ratio {rate / reference:5.2f}x")
+        print(f"{label:28s} {rate:8.1f} model-steps/s   ratio {rate / reference:5.2f}x")
+    if args.evaluation:
+        torch.set_num_threads(1)
+        sequences = 512 + 2048 + 2048  # root, OOD and one in-distribution probe set (transient's sizes)
+        seconds = evaluation_seconds(config, device, sequences, batch_size=2048)
+        print(f"evaluation of {sequences} probe sequences: {seconds:.3f} s per checkpoint, "
+              f"= {seconds * reference:.0f} training steps at the first variant's rate")
 
 
 if __name__ == "__main__":
