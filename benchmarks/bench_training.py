@@ -22,6 +22,7 @@ import argparse
 import time
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from transient_ridge.data import sample_batch
 from transient_ridge.model import InContextRegressionTransformer, ModelConfig, count_parameters
@@ -87,11 +88,14 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
         loss.backward()
         optimizer.step()
 
-    for i in range(warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(warmup + i)
+    # the fused CPU attention kernels have no vmap batching rule (a slow per-member
+    # fallback); the math backend is made of batchable ops, as in transient_ridge.llc
+    with sdpa_kernel([SDPBackend.MATH]):
+        for i in range(warmup):
+            step(i)
+        start = time.perf_counter()
+        for i in range(steps):
+            step(warmup + i)
     return members * steps / (time.perf_counter() - start)
 
 
