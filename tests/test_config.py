@@ -1,6 +1,7 @@
 """Config: the repository's config is valid; the schema names the key of every bad value."""
 
 import copy
+import math
 
 import pytest
 
@@ -90,3 +91,34 @@ def test_task_counts_parse():
 def test_unknown_experiment_is_named(repo_config):
     with pytest.raises(ConfigError, match="known experiments"):
         ExperimentConfig.from_config(repo_config, "nope")
+
+
+def test_run_fingerprint_ignores_the_rest_of_the_grid_only(tiny_block):
+    from transient_ridge.train import TRAINING_SECTIONS
+
+    def fingerprint(block, M):
+        return ExperimentConfig.from_dict("tiny", block).run_fingerprint(TRAINING_SECTIONS, M)
+
+    grown = copy.deepcopy(tiny_block)
+    grown["data"]["M"] = [1, 2, 4, 16, "inf"]
+    assert fingerprint(tiny_block, 4.0) == fingerprint(grown, 4.0)
+    assert fingerprint(tiny_block, math.inf) == fingerprint(grown, math.inf)
+    assert fingerprint(tiny_block, 4.0) != fingerprint(tiny_block, 1.0)
+    wider = copy.deepcopy(tiny_block)
+    wider["model"]["d_model"] = 16
+    noisier = copy.deepcopy(tiny_block)
+    noisier["data"]["noise_variance"] = 0.5
+    assert fingerprint(wider, 4.0) != fingerprint(tiny_block, 4.0)
+    assert fingerprint(noisier, 4.0) != fingerprint(tiny_block, 4.0)
+    # the whole-experiment fingerprint still sees the grid
+    assert ExperimentConfig.from_dict("tiny", grown).fingerprint(TRAINING_SECTIONS) != ExperimentConfig.from_dict(
+        "tiny", tiny_block
+    ).fingerprint(TRAINING_SECTIONS)
+
+
+def test_for_run_narrows_the_grid_and_rejects_unknown_M(tiny_cfg):
+    run = tiny_cfg.for_run(4.0)
+    assert run.data.M == (4.0,) and run.model == tiny_cfg.model and run.training == tiny_cfg.training
+    assert tiny_cfg.for_run(math.inf).data.M == (math.inf,)
+    with pytest.raises(ConfigError, match=r"M=8 is not in data.M"):
+        tiny_cfg.for_run(8.0)

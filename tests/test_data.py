@@ -79,3 +79,23 @@ def test_probe_sets_shapes_root_task_and_stability():
     # adding an M to the grid leaves the other sets unchanged
     more = make_probe_sets(tasks, (1.0, 4.0, 16.0, math.inf), **kwargs)
     np.testing.assert_array_equal(more.id_x[2], probes.id_x[1])
+
+
+def test_a_runs_slice_of_the_tasks_store_does_not_depend_on_the_rest_of_the_grid(tiny_block):
+    # Adding an M rewrites tasks.zarr but must not change what the existing runs
+    # saw: the workflow relies on this to keep them (ancient input, per-run params).
+    from transient_ridge.config import ExperimentConfig
+    from transient_ridge.tasks import build_tasks_dataset
+
+    small = ExperimentConfig.from_dict("tiny", {**tiny_block, "data": {**tiny_block["data"], "M": [1, 4, "inf"]}})
+    grown = ExperimentConfig.from_dict("tiny", {**tiny_block, "data": {**tiny_block["data"], "M": [1, 2, 4, 16, "inf"]}})
+    a, b = build_tasks_dataset(small), build_tasks_dataset(grown)
+    assert b.sizes["task"] == 16 and a.sizes["task"] == 4
+    np.testing.assert_array_equal(a["tasks"].values, b["tasks"].values[:4])
+    for name in ("root_x", "root_y", "ood_x", "ood_y"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    for M in (1.0, 4.0, math.inf):
+        for name in ("id_x", "id_y"):
+            np.testing.assert_array_equal(a[name].sel(M=M).values, b[name].sel(M=M).values)
+    # and the per-M sets do differ from one another (the check above is not vacuous)
+    assert not np.array_equal(b["id_x"].sel(M=2.0).values, b["id_x"].sel(M=4.0).values)

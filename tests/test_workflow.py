@@ -34,6 +34,7 @@ def test_dry_run_schedules_one_training_job_per_M(target, runs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
     assert counts["train"] == runs and counts["evaluate"] == runs and counts["llc_run"] == runs
+    assert counts["run_tasks"] == runs
     for rule in ("tasks", "baselines", "pca", "llc", "claims", "fig1_pca", "fig3", "figF_llc_traces"):
         assert counts[rule] == 1, rule
 
@@ -90,3 +91,37 @@ def test_every_rule_names_an_existing_env_log_and_benchmark():
         assert (REPO / "workflow" / "rules" / env).resolve().exists(), env
     rules_with_script = texts.count("script:")
     assert texts.count("log:") == rules_with_script and texts.count("benchmark:") == rules_with_script
+
+
+def _write_tiny_config(path, block):
+    path.write_text(yaml.safe_dump({"experiments": {"tiny": block}}))
+    return str(path)
+
+
+def test_adding_an_M_trains_only_the_new_run(tiny_block, tmp_path):
+    # Train two tiny runs for real, then grow the grid: only the new M may be
+    # scheduled for training (adding an M used to rewrite tasks.zarr, the input
+    # of every run, and so retrain them all). Changing the model retrains all.
+    workdir = tmp_path / "work"
+    common = ("--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir))
+    tiny_block["data"]["M"] = [1, "inf"]
+    tiny_block["llc"].pop("calibration", None)
+    first = _write_tiny_config(tmp_path / "first.yaml", tiny_block)
+    targets = [f"results/tiny/runs/M{m}/predictions.zarr" for m in ("1", "inf")]
+    result = _snakemake("-c", "1", *targets, "--configfile", first, *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    tiny_block["data"]["M"] = [1, 4, "inf"]
+    grown = _write_tiny_config(tmp_path / "grown.yaml", tiny_block)
+    targets.append("results/tiny/runs/M4/predictions.zarr")
+    result = _snakemake("-n", *targets, "--configfile", grown, *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _job_counts(result.stdout)
+    assert counts.get("run_tasks") == 1 and counts.get("train") == 1, result.stdout[-3000:]
+    assert "wildcards: exp=tiny, M=4" in result.stdout
+
+    tiny_block["model"]["d_model"] = 16
+    wider = _write_tiny_config(tmp_path / "wider.yaml", tiny_block)
+    result = _snakemake("-n", *targets, "--configfile", wider, *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _job_counts(result.stdout)["train"] == 3, result.stdout[-3000:]

@@ -8,6 +8,7 @@ rejects unknown keys, so a typo can never be silently ignored.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -365,6 +366,25 @@ class ExperimentConfig:
                 node = node.get(part) if isinstance(node, Mapping) else None
             picked[path] = node
         return json.dumps(picked, sort_keys=True, default=str)
+
+    def for_run(self, M: float) -> ExperimentConfig:
+        """This experiment narrowed to the one run with task diversity ``M`` (``data.M = [M]``).
+
+        What one run sees does not depend on the rest of the grid: ``T_M`` is a
+        prefix of the task sequence and each M's probe set has its own seed
+        (``tests/test_data.py`` checks both on the stored data). So a run's
+        inputs and settings can be built from this narrowed config, and adding
+        an M to the grid leaves the other runs untouched.
+        """
+        if M not in self.data.M:
+            raise ConfigError(f"experiments.{self.name}: M={format_task_count(M)} is not in data.M {list(self.data.M)}")
+        block = copy.deepcopy(self.raw)
+        block["data"] = {**block["data"], "M": ["inf" if math.isinf(M) else int(M)]}
+        return ExperimentConfig.from_dict(self.name, block)
+
+    def run_fingerprint(self, sections: tuple[str, ...], M: float) -> str:
+        """:meth:`fingerprint` of :meth:`for_run`: the settings one run depends on."""
+        return self.for_run(M).fingerprint(sections)
 
     def to_json(self) -> str:
         """The experiment's raw config block as JSON (stored in every output's attrs)."""

@@ -220,7 +220,7 @@ def train_run(
         weight_steps(np.array(sorted(record_steps)), cfg.checkpoints.weights_every).tolist()
     )
     config_json = cfg.to_json()
-    fingerprint = cfg.fingerprint(TRAINING_SECTIONS)
+    fingerprint = cfg.run_fingerprint(TRAINING_SECTIONS, M)
     label = f"M={'inf' if math.isinf(M) else int(M)}"
 
     device = torch.device(device)

@@ -51,7 +51,7 @@ wildcard_constraints:
 # (changing the figure smoothing does not retrain anything). Scripts read the
 # whole experiment block from `snakemake.config`.
 STAGE_SECTIONS = {
-    "tasks": ("data", "seeds.tasks", "seeds.probes", "probes"),
+    "tasks": ("data", "seeds.tasks", "seeds.probes", "probes"),  # also run_tasks, per run
     "baselines": ("data", "seeds.tasks", "seeds.probes", "probes"),
     "train": TRAINING_SECTIONS,
     "pca": ("pca",),
@@ -70,6 +70,20 @@ def stage_settings(stage):
     return settings
 
 
+def run_settings(stage):
+    """Like :func:`stage_settings`, for per-run rules: the settings of ``for_run(M)``.
+
+    ``data.M`` is the run's own M, so adding an M to the grid leaves every other
+    run's params unchanged and Snakemake's params trigger fires only for the new run.
+    """
+
+    def settings(wildcards):
+        cfg = EXPERIMENTS[wildcards.exp]
+        return json.loads(cfg.run_fingerprint(STAGE_SECTIONS[stage], parse_task_count(wildcards.M)))
+
+    return settings
+
+
 def run_labels(exp):
     """Run labels of an experiment: ['1', '4', ..., 'inf']."""
     return [format_task_count(m) for m in EXPERIMENTS[exp].data.M]
@@ -84,6 +98,11 @@ def has_calibration(exp):
 
 def tasks_store(exp):
     return f"results/{exp}/data/tasks.zarr"
+
+
+def run_tasks_store(exp, M):
+    """The tasks store of one run: ``tasks.zarr`` as if the grid were just this M."""
+    return f"results/{exp}/data/runs/M{M}/tasks.zarr"
 
 
 def baselines_store(exp):
@@ -128,6 +147,10 @@ def claims_file(exp, ext):
 
 def get_tasks_store(wildcards):
     return tasks_store(wildcards.exp)
+
+
+def get_run_tasks_store(wildcards):
+    return run_tasks_store(wildcards.exp, wildcards.M)
 
 
 def get_baselines_store(wildcards):

@@ -5,11 +5,11 @@
 rule llc_run:
     input:
         checkpoints="results/{exp}/runs/M{M}/checkpoints",
-        tasks=get_tasks_store,
+        tasks=get_run_tasks_store,
     output:
         directory("results/{exp}/runs/M{M}/llc.zarr"),
     params:
-        settings=stage_settings("llc_run"),
+        settings=run_settings("llc_run"),
     threads: 1
     resources:
         gpu=1,

@@ -4,12 +4,12 @@
 
 rule train:
     input:
-        tasks=get_tasks_store,
+        tasks=get_run_tasks_store,
     output:
         checkpoints=directory("results/{exp}/runs/M{M}/checkpoints"),
         predictions=directory("results/{exp}/runs/M{M}/predictions.zarr"),
     params:
-        settings=stage_settings("train"),
+        settings=run_settings("train"),
     threads: 1
     resources:
         gpu=1,
