@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=0, metavar="E", help="also time E models as one vmapped computation")
     parser.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast")
     parser.add_argument("--evaluation", action="store_true", help="also time one checkpoint's evaluation")
+    parser.add_argument("--max-threads", type=int, default=2, help="skip variants that use more threads")
     args = parser.parse_args()
     config, batch = SHAPES[args.shape]
     batch = args.batch_size or batch
@@ -148,6 +149,8 @@ def main() -> None:
                          lambda: ensemble_steps_per_second(config, batch, device, args.steps // 2, args.ensemble)))
     reference = None
     for label, threads, measure in runs:
+        if threads > args.max_threads:
+            continue
         torch.set_num_threads(threads)
         try:
             rate = measure()
