@@ -89,14 +89,20 @@ def assert_within_3se(est: SGLDLearningCoefficient, truth: float) -> None:
 # ---------------------------------------------------------- known answers
 
 
-def test_regular_linear_regression_gives_half_the_dimension():
-    d, n = 4, 1000
-    g = torch.Generator().manual_seed(1)
+def linear_regression_at_ols(d: int = 4, n: int = 1000, seed: int = 1) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A linear model y = w·x (no bias) set to its OLS weights: w* is the exact empirical minimum."""
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g, dtype=DTYPE)
     y = x @ torch.randn(d, 1, generator=g, dtype=DTYPE) + 0.1 * torch.randn(n, 1, generator=g, dtype=DTYPE)
     model = nn.Linear(d, 1, bias=False, dtype=DTYPE)
     with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)  # w* = the empirical minimum
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    return model, x, y
+
+
+def test_regular_linear_regression_gives_half_the_dimension():
+    d = 4
+    model, x, y = linear_regression_at_ols(d)
     # Curvature of nβ·ℓ_n is 2nβ = 2000: ε·2000/4 = 1% Euler bias, relaxation in
     # about 1/(ε nβ) = 50 steps; γ/(2nβ) = 0.05% localization bias.
     est = SGLDLearningCoefficient(
@@ -423,13 +429,7 @@ def test_agrees_with_devinterp_on_linear_regression():
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
     from torch.utils.data import DataLoader, TensorDataset
 
-    d, n = 4, 1000
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, d, generator=g, dtype=DTYPE)
-    y = x @ torch.randn(d, 1, generator=g, dtype=DTYPE) + 0.1 * torch.randn(n, 1, generator=g, dtype=DTYPE)
-    model = nn.Linear(d, 1, bias=False, dtype=DTYPE)
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    model, x, y = linear_regression_at_ols()
     settings = dict(epsilon=5e-5, gamma=1.0, nbeta=1000.0, num_chains=6, num_burnin=100, num_draws=400, batch_size=100)
     ours = SGLDLearningCoefficient(**settings, seed=0).fit(model, F.mse_loss, (x,), y)
 
