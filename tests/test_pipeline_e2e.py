@@ -44,7 +44,7 @@ def test_mini_pipeline_builds_every_figure_and_its_claims_hold(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the ~45 minute transient experiment")
+@pytest.mark.skipif(not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the ~2 hour transient experiment")
 def test_transient_experiment_reports_its_claims(tmp_path):
     claims = {c["name"]: c for c in _run_experiment("transient", "transient", tmp_path)}
     assert "transient_ridge" in claims
