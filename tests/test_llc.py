@@ -192,37 +192,23 @@ def reduced_rank_at(M: int, N: int, H: int, singular_value: float) -> ReducedRan
     return model
 
 
-def test_reduced_rank_regression_at_rank_0_matches_aoyagi():
-    # M = N = 3 inputs/outputs, H = 2 hidden, true map 0: λ = 5/2 (d/2 = 6).
-    # By scaling w = u/√γ only t = nβ/γ² and ε' = εγ matter. At t = 100 the
-    # posterior mean is still well below λ (2.18 ± 0.05 at ε' = 3e-4) and
-    # ε' = 1e-3 lands near 2.43 only through discretization bias; t = 1000 with
-    # ε' = 1e-4 needs about 30 000 steps (about 40 s on one core).
-    M, N, H, n = 3, 3, 2, 1000
+# Rank 0 (true map 0): λ = 5/2 (d/2 = 6). By scaling w = u/√γ only t = nβ/γ²
+# and ε' = εγ matter. At t = 100 the posterior mean is still well below λ
+# (2.18 ± 0.05 at ε' = 3e-4) and ε' = 1e-3 lands near 2.43 only through
+# discretization bias; t = 1000 with ε' = 1e-4 needs about 30 000 steps (about
+# 40 s on one core).
+# Rank 1 (singular value s = 0.1): λ = 7/2, the regular part (rank-1 3x3
+# matrices: 5 dimensions, 5/2) plus a rank-0 problem with M = N = 2, H = 1 in
+# the complement (λ = 1). The regular directions have curvature ≈ nβ·2s/N; s is
+# chosen small so that ε times that stays ≪ 1 (s = 1 made SGLD overshoot:
+# estimates of 6 to 9), while nβ·s ≫ γ keeps them in the asymptotic regime.
+# Measured: s = 0.1, t = 1000, ε' = 1e-4: 3.46 ± 0.03 at 30 000 draws; at
+# 10 000 draws 3.33 ± 0.09 (s = 0.05) and 3.31 ± 0.07 (s = 0.2, ε' = 3e-5).
+@pytest.mark.parametrize("rank, singular_value, truth", [(0, 0.0, 2.5), (1, 0.1, 3.5)])
+def test_reduced_rank_regression_matches_aoyagi(rank, singular_value, truth):
+    M, N, H, n = 3, 3, 2, 1000  # M = N = 3 inputs/outputs, H = 2 hidden
     x = whitened_inputs(n, M, seed=3)
-    y = torch.zeros(n, N, dtype=DTYPE)
-    model = reduced_rank_at(M, N, H, 0.0)
-    gamma = 10.0
-    est = SGLDLearningCoefficient(
-        epsilon=1e-4 / gamma, gamma=gamma, nbeta=1e3 * gamma**2, num_chains=8,
-        num_burnin=7500, num_draws=30000, batch_size=100, seed=0,
-    ).fit(model, F.mse_loss, (x,), y)
-    assert not est.failed_chains_.any()
-    assert_within_3se(est, aoyagi_rlct(M, N, H, 0))
-
-
-def test_reduced_rank_regression_at_rank_1_matches_aoyagi():
-    # Same shapes, true map of rank 1 (singular value s = 0.1): λ = 7/2, which
-    # is the regular part (rank-1 3x3 matrices: 5 dimensions, 5/2) plus a
-    # rank-0 problem with M = N = 2, H = 1 in the complement (λ = 1); d/2 = 6.
-    # The regular directions have curvature ≈ nβ·2s/N; s is chosen small so that
-    # ε times that stays ≪ 1 (s = 1 made SGLD overshoot: estimates of 6 to 9),
-    # while nβ·s ≫ γ keeps them in the asymptotic regime. Measured: s = 0.1,
-    # t = 1000, ε' = 1e-4: 3.46 ± 0.03 at 30 000 draws; at 10 000 draws
-    # 3.33 ± 0.09 (s = 0.05) and 3.31 ± 0.07 (s = 0.2, ε' = 3e-5).
-    M, N, H, n = 3, 3, 2, 1000
-    x = whitened_inputs(n, M, seed=3)
-    model = reduced_rank_at(M, N, H, 0.1)
+    model = reduced_rank_at(M, N, H, singular_value)
     with torch.no_grad():
         y = model(x)  # w* is an exact minimum: zero residual
     gamma = 10.0
@@ -231,8 +217,8 @@ def test_reduced_rank_regression_at_rank_1_matches_aoyagi():
         num_burnin=7500, num_draws=30000, batch_size=100, seed=0,
     ).fit(model, F.mse_loss, (x,), y)
     assert not est.failed_chains_.any()
-    assert aoyagi_rlct(M, N, H, 1) == 3.5
-    assert_within_3se(est, aoyagi_rlct(M, N, H, 1))
+    assert aoyagi_rlct(M, N, H, rank) == truth
+    assert_within_3se(est, aoyagi_rlct(M, N, H, rank))
 
 
 # ------------------------------------------------------------- invariants
