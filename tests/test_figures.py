@@ -390,6 +390,23 @@ def test_colours_follow_the_sweep_grid(inputs: FigureInputs) -> None:
     assert expected <= drawn
 
 
+def test_M_axis_labels_every_M_of_a_short_grid() -> None:
+    """A 5-run grid gets a tick per M (6 and 12 too); a paper-size grid gets powers of two."""
+    from transient_ridge.plotting._sweep import MAxis
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    MAxis.from_values([4, 6, 8, 12, math.inf]).apply(ax)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["4", "6", "8", "12", "∞"]
+    assert list(ax.get_xticks()[:4]) == [4.0, 6.0, 8.0, 12.0]
+
+    paper = [1, 2, 4, 6, 8, 16, 24, 32, 48, 64, 96, 128, 182, 256, 362, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+    ticks, labels = MAxis.from_values([*paper, math.inf]).finite_ticks()
+    assert all(math.log2(t).is_integer() for t in ticks) and 2 <= len(ticks) <= 8
+    assert ticks[0] == 1.0 and labels[0] == "$2^{0}$"
+
+
 # --------------------------------------------------------------------------- the Snakemake script
 
 

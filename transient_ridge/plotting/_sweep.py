@@ -21,15 +21,23 @@ Handles = dict[str, Any]
 
 @dataclass(frozen=True)
 class MAxis:
-    """A log2 axis for finite M with ∞ placed a gap to the right, under its own tick."""
+    """A log2 axis for finite M with ∞ placed a gap to the right, under its own tick.
+
+    ``grid`` holds the finite M of the sweep: a grid of at most ``MAX_GRID_TICKS``
+    values is labelled value by value (M = 6 and 12 get their own tick); a longer
+    one gets power-of-two ticks.
+    """
 
     finite_min: float
     finite_max: float
+    grid: tuple[float, ...] = ()
+
+    MAX_GRID_TICKS = 8
 
     @classmethod
     def from_values(cls, Ms: Iterable[float]) -> MAxis:
-        finite = [float(m) for m in Ms if math.isfinite(float(m))]
-        return cls(min(finite, default=1.0), max(finite, default=1.0))
+        finite = sorted({float(m) for m in Ms if math.isfinite(float(m))})
+        return cls(min(finite, default=1.0), max(finite, default=1.0), tuple(finite))
 
     @property
     def octaves(self) -> float:
@@ -46,16 +54,22 @@ class MAxis:
     def positions(self, Ms: Iterable[float]) -> np.ndarray:
         return np.array([self.position(float(m)) for m in Ms], dtype=np.float64)
 
-    def apply(self, ax: Axes) -> None:
-        """Log2 scale, power-of-two ticks (at most ~7), an ∞ tick and a break rule."""
-        ax.set_xscale("log", base=2)
+    def finite_ticks(self) -> tuple[list[float], list[str]]:
+        """Tick positions and labels for the finite M: the grid itself, or powers of two."""
+        if 0 < len(self.grid) <= self.MAX_GRID_TICKS:
+            return list(self.grid), [f"{m:g}" for m in self.grid]
         lo = math.ceil(math.log2(self.finite_min) - 1e-9)
         hi = math.floor(math.log2(self.finite_max) + 1e-9)
         exps = list(range(lo, hi + 1))
         stride = max(1, math.ceil(len(exps) / 7))
         exps = exps[::stride]
-        ticks = [2.0**e for e in exps]
         labels = [(f"$2^{{{e}}}$" if self.finite_max >= 2**11 else f"{2**e:g}") for e in exps]
+        return [2.0**e for e in exps], labels
+
+    def apply(self, ax: Axes) -> None:
+        """Log2 scale, ticks from ``finite_ticks``, an ∞ tick and a break rule."""
+        ax.set_xscale("log", base=2)
+        ticks, labels = self.finite_ticks()
         ticks.append(self.inf_position)
         labels.append("∞")
         ax.set_xticks(ticks, labels=labels)
