@@ -5,7 +5,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from transient_ridge.claims import check_claims, claims_json, claims_markdown, measure_transience
+from transient_ridge.claims import check_claims, claims_json, claims_markdown, measure_transience, ridge_dmmse_gap
 
 
 def _outputs(M, ood, ridge, dmmse):
@@ -76,3 +76,37 @@ def test_transience_needs_the_distance_to_dmmse_to_keep_falling():
     flat_dmmse = np.array([1.0, 0.6, 0.4, 0.4, 0.38, 0.39])  # ends at 0.975x its value at the OOD minimum
     m = measure_transience(_outputs(16.0, ood, ridge, flat_dmmse), 1)
     assert not m.is_transient and abs(m.dmmse_final_over_at_ood_min - 0.975) < 1e-12
+
+
+def test_ridge_dmmse_gap_matches_a_plain_loop_and_reaches_the_report():
+    rng = np.random.default_rng(0)
+    Ms, n_seq, K = [1.0, 16.0, math.inf], 5, 3
+    ridge_id, dmmse_id = rng.normal(size=(2, len(Ms), n_seq, K))
+    baselines = xr.Dataset(
+        {"ridge_id": (("M", "id_sequence", "token"), ridge_id), "dmmse_id": (("M", "id_sequence", "token"), dmmse_id),
+         "loss_ridge_ood": ("token", np.ones(K))},
+        coords={"M": Ms},
+    )
+    total = 0.0
+    for i in range(n_seq):
+        for k in range(K):
+            total += (ridge_id[1, i, k] - dmmse_id[1, i, k]) ** 2
+    assert abs(ridge_dmmse_gap(baselines, 16.0) - total / (n_seq * K)) < 1e-12
+    assert ridge_dmmse_gap(xr.Dataset({"loss_ridge_ood": ("token", [1.0])}), 16.0) is None
+
+    steps = 6
+    ridge = np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3])
+    outputs = {
+        1.0: _outputs(1.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
+        16.0: _outputs(16.0, np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2]), ridge, np.linspace(1.0, 0.1, steps)),
+    }
+    pca = xr.Dataset(
+        {"predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0]]),
+         "trajectory": (("M", "step", "pc"), np.zeros((2, 2, 2))), "explained_variance_ratio": ("pc", [0.5, 0.2])},
+        coords={"predictor": ["ridge", "dmmse_M1"], "pc": [1, 2], "M": [1.0, 16.0]},
+    )
+    llc = xr.Dataset({"llc_mean": (("M", "step"), [[1.0], [2.0]])}, coords={"M": [1.0, 16.0], "step": [50]})
+    claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["transient_ridge"]
+    run = claim.evidence["runs"]["16"]
+    assert run["ridge_dmmse_gap"] == ridge_dmmse_gap(baselines, 16.0)
+    assert f"| {0.1 / run['ridge_dmmse_gap']:.2f} |" in claims_markdown("x", [claim])

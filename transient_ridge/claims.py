@@ -18,11 +18,13 @@ import xarray as xr
 
 from .config import format_task_count
 from .plotting import smooth
+from .predictors import per_token_mse
 
 __all__ = [
     "Claim",
     "TransienceMeasure",
     "measure_transience",
+    "ridge_dmmse_gap",
     "check_claims",
     "claims_markdown",
     "claims_json",
@@ -105,6 +107,19 @@ def measure_transience(outputs: xr.Dataset, smoothing_window: int) -> Transience
         dmmse_final_over_at_ood_min=dmmse_ratio,
         is_transient=transient,
     )
+
+
+def ridge_dmmse_gap(baselines: xr.Dataset, M: float) -> float | None:
+    """Distance between ridge and dMMSE_M themselves on the q_M probe set (``None`` without the predictions).
+
+    Measured like a run's ``dist_ridge``: mean over sequences and tokens of the squared
+    prediction difference. A run whose distance to ridge never falls well below this gap
+    is never nearer to ridge than dMMSE_M is, so its "rise" away from ridge is bounded.
+    """
+    if "ridge_id" not in baselines or "dmmse_id" not in baselines:
+        return None
+    at_M = baselines.sel(M=M)
+    return float(per_token_mse(at_M["ridge_id"].values, at_M["dmmse_id"].values).mean())
 
 
 def check_claims(
@@ -213,7 +228,13 @@ def check_claims(
             f"(at the end <= {DMMSE_STILL_FALLING} x its value at the OOD minimum; series smoothed over "
             f"{smoothing_window} checkpoints)",
             len(transient) >= min_transient_runs,
-            {"transient_M": [format_task_count(m.M) for m in transient], "runs": {format_task_count(m.M): asdict(m) for m in measures}},
+            {
+                "transient_M": [format_task_count(m.M) for m in transient],
+                "runs": {
+                    format_task_count(m.M): {**asdict(m), "ridge_dmmse_gap": ridge_dmmse_gap(baselines, m.M)}
+                    for m in measures
+                },
+            },
         )
     )
     return claims
@@ -240,14 +261,19 @@ def claims_markdown(experiment: str, claims: list[Claim]) -> str:
         lines += ["", f"## {claim.name}: {'holds' if claim.holds else 'does not hold'}", "", claim.statement, ""]
         for key, value in claim.evidence.items():
             if key == "runs":
-                lines += ["", "| M | OOD min (step) | OOD rise | ridge dist min (step) | ridge rise | dMMSE end / at OOD min | transient |",
-                          "| --- | --- | --- | --- | --- | --- | --- |"]
+                lines += ["", "| M | OOD min (step) | OOD rise | ridge dist min (step) | ridge rise | dMMSE end / at OOD min "
+                          "| ridge–dMMSE gap | ridge dist min / gap | transient |",
+                          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
                 for label, m in value.items():
+                    gap = m.get("ridge_dmmse_gap")
+                    gap_cells = "— | —" if not gap else f"{gap:.4g} | {m['ridge_min'] / gap:.2f}"
                     lines.append(
                         f"| {label} | {m['ood_min']:.4g} ({m['ood_min_step']}) | {m['ood_rise']:+.1%} | "
                         f"{m['ridge_min']:.4g} ({m['ridge_min_step']}) | {m['ridge_rise']:+.1%} | "
-                        f"{m['dmmse_final_over_at_ood_min']:.3f} | {'yes' if m['is_transient'] else 'no'} |"
+                        f"{m['dmmse_final_over_at_ood_min']:.3f} | {gap_cells} | {'yes' if m['is_transient'] else 'no'} |"
                     )
+                lines += ["", "(ridge–dMMSE gap: the distance between the two predictors themselves on q_M data; "
+                          "a ratio near 1 means the run never got nearer to ridge than dMMSE_M is.)"]
             else:
                 lines.append(f"- {key}: {_fmt(value)}")
     return "\n".join(lines) + "\n"
