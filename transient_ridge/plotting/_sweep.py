@@ -23,21 +23,26 @@ Handles = dict[str, Any]
 class MAxis:
     """A log2 axis for finite M with ∞ placed a gap to the right, under its own tick.
 
-    ``grid`` holds the finite M of the sweep: a grid of at most ``MAX_GRID_TICKS``
-    values is labelled value by value (M = 6 and 12 get their own tick); a longer
-    one gets power-of-two ticks.
+    ``grid`` holds the finite M of the sweep, sorted: a grid of at most
+    ``MAX_GRID_TICKS`` values is labelled value by value (M = 6 and 12 get their own
+    tick); a longer one gets power-of-two ticks.
     """
 
-    finite_min: float
-    finite_max: float
-    grid: tuple[float, ...] = ()
+    grid: tuple[float, ...]
 
     MAX_GRID_TICKS = 8
 
     @classmethod
     def from_values(cls, Ms: Iterable[float]) -> MAxis:
-        finite = sorted({float(m) for m in Ms if math.isfinite(float(m))})
-        return cls(min(finite, default=1.0), max(finite, default=1.0), tuple(finite))
+        return cls(tuple(sorted({float(m) for m in Ms if math.isfinite(float(m))})))
+
+    @property
+    def finite_min(self) -> float:
+        return self.grid[0] if self.grid else 1.0
+
+    @property
+    def finite_max(self) -> float:
+        return self.grid[-1] if self.grid else 1.0
 
     @property
     def octaves(self) -> float:
