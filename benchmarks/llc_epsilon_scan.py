@@ -3,14 +3,13 @@
     python benchmarks/llc_epsilon_scan.py --experiment transient --M 8 --steps 2000 60000
     python benchmarks/llc_epsilon_scan.py --M 8 --steps 2000 --epsilon 1e-3 3e-4 1e-4 --burnin 100 --draws 200
 
-Reads the checkpoints of ``results/{experiment}/runs/M{M}/`` and the experiment's
-task store, estimates the LLC with the pipeline's own function and data (the
-experiment's γ, nβ, chains, batch and seed; ε, burn-in and draws from the command
-line), and prints, per (step, ε), the estimate, the largest loss the chains
-reached and the mean loss over the last 50 draws. A healthy ε gives traces that
-stay within a few times the initial loss and an estimate that changes little when
-ε is halved. The calibration rule does the same sweep, but on final checkpoints
-only; this script reaches the early ones.
+Runs the calibration rule's sweep (``build_calibration_dataset``: the experiment's
+γ, nβ, chains, batch and seed; ε, burn-in and draws from the command line) on the
+checkpoints of ``results/{experiment}/runs/M{M}/`` at the given steps, where the
+rule itself only sees the final one, and prints per (step, ε) the estimate, the
+largest loss the chains reached and the mean loss over the last 50 draws. A
+healthy ε gives traces that stay within a few times the initial loss and an
+estimate that changes little when ε is halved.
 """
 
 from __future__ import annotations
@@ -20,13 +19,11 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
-from transient_ridge.checkpoint import checkpoint_path, load_checkpoint
-from transient_ridge.config import ExperimentConfig
-from transient_ridge.llc_stage import estimate_checkpoint_llc, llc_data
+from transient_ridge.config import ExperimentConfig, LLCCalibrationConfig
+from transient_ridge.llc_stage import build_calibration_dataset
 from transient_ridge.store import open_dataset
 from transient_ridge.tasks import tasks_from_dataset
 
@@ -48,21 +45,23 @@ def main() -> None:
     block = yaml.safe_load((REPO / "config.yaml").read_text())["experiments"][args.experiment]
     cfg = ExperimentConfig.from_dict(args.experiment, block)
     M = math.inf if args.M == "inf" else float(args.M)
+    grid = LLCCalibrationConfig(M=(M,), epsilon=tuple(args.epsilon), gamma=(cfg.llc.gamma,))
+    llc = dataclasses.replace(cfg.llc, num_burnin=args.burnin, num_draws=args.draws, calibration=grid)
+    cfg = dataclasses.replace(cfg, llc=llc)
     results = REPO / "results" / args.experiment
     tasks = tasks_from_dataset(open_dataset(results / "data" / "tasks.zarr"))
-    data = llc_data(cfg, M, tasks)
-    settings = dataclasses.replace(cfg.llc, num_burnin=args.burnin, num_draws=args.draws)
-    print(f"{args.experiment} M={args.M}: gamma={settings.gamma:g} nbeta={settings.nbeta:g} "
-          f"chains={settings.num_chains} burn-in={args.burnin} draws={args.draws}")
+    checkpoints = {M: results / "runs" / f"M{args.M}" / "checkpoints"}
+    print(f"{args.experiment} M={args.M}: gamma={llc.gamma:g} nbeta={llc.nbeta:g} "
+          f"chains={llc.num_chains} burn-in={args.burnin} draws={args.draws}")
     print(f"{'step':>7s} {'epsilon':>8s} {'LLC':>14s} {'init loss':>9s} {'trace max':>9s} {'last-50 mean':>12s}")
     for step in args.steps:
-        path = checkpoint_path(results / "runs" / f"M{args.M}" / "checkpoints", step)
-        model, _ = load_checkpoint(path)
+        sweep = build_calibration_dataset(cfg, checkpoints, tasks, step=step).sel(M=M, gamma=llc.gamma)
         for epsilon in args.epsilon:
-            est = estimate_checkpoint_llc(model, data, settings, seed=cfg.seeds.sgld, epsilon=epsilon)
-            trace = est.loss_trace_
-            print(f"{step:7d} {epsilon:8.1e} {est.llc_mean_:7.2f} ± {est.llc_std_:4.2f} {est.init_loss_:9.3f} "
-                  f"{np.nanmax(trace):9.2f} {np.nanmean(trace[:, -50:]):12.3f}", flush=True)
+            at = sweep.sel(epsilon=epsilon)
+            trace = at["loss_trace"]
+            print(f"{step:7d} {epsilon:8.1e} {float(at['llc_mean']):7.2f} ± {float(at['llc_std']):4.2f} "
+                  f"{float(sweep['init_loss']):9.3f} {float(trace.max()):9.2f} "
+                  f"{float(trace.isel(draw=slice(-50, None)).mean()):12.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,16 @@ def test_calibration_grid(trained):
     ds = build_calibration_dataset(cfg, {4.0: runs[4.0]}, tasks)
     assert ds["loss_trace"].dims == ("M", "epsilon", "gamma", "chain", "draw")
     assert np.isfinite(ds["llc_mean"]).all()
+
+
+def test_calibration_at_an_earlier_step_uses_that_checkpoint(trained):
+    """``step`` picks the checkpoint: its initial loss is the one the run-LLC stage sees there."""
+    cfg, tasks, runs = trained
+    first, final = int(llc_steps(cfg)[0]), int(cfg.training.steps)
+    assert first < final
+    early = build_calibration_dataset(cfg, {4.0: runs[4.0]}, tasks, step=first)
+    default = build_calibration_dataset(cfg, {4.0: runs[4.0]}, tasks)
+    per_step = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    assert early.attrs["step"] == first and default.attrs["step"] == final
+    assert float(early["init_loss"].sel(M=4.0)) == pytest.approx(float(per_step["init_loss"].sel(step=first)))
+    assert float(default["init_loss"].sel(M=4.0)) == pytest.approx(float(per_step["init_loss"].sel(step=final)))

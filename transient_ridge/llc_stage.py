@@ -152,13 +152,18 @@ def build_calibration_dataset(
     tasks: np.ndarray,
     *,
     device: torch.device | str = "cpu",
+    step: int | None = None,
 ) -> xr.Dataset:
-    """ε × γ sweep on the final checkpoint of each calibration run: dims ``(M, epsilon, gamma, chain, draw)``."""
+    """ε × γ sweep on one checkpoint of each calibration run: dims ``(M, epsilon, gamma, chain, draw)``.
+
+    ``step`` defaults to the final checkpoint (what the ``llc_calibration`` rule uses);
+    an earlier step with weights checks the settings where training has not settled.
+    """
     grid = cfg.llc.calibration
     if grid is None:
         raise ValueError(f"experiment {cfg.name} has no llc.calibration grid in its config")
     settings = cfg.llc
-    final = int(cfg.training.steps)
+    final = int(cfg.training.steps) if step is None else int(step)
     n_trace = settings.num_burnin + settings.num_draws
     shape = (len(grid.M), len(grid.epsilon), len(grid.gamma))
     mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
