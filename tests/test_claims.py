@@ -110,3 +110,35 @@ def test_ridge_dmmse_gap_matches_a_plain_loop_and_reaches_the_report():
     run = claim.evidence["runs"]["16"]
     assert run["ridge_dmmse_gap"] == ridge_dmmse_gap(baselines, 16.0)
     assert f"| {0.1 / run['ridge_dmmse_gap']:.2f} |" in claims_markdown("x", [claim])
+
+
+def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
+    steps = 6
+    outputs = {
+        1.0: _outputs(1.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
+        16.0: _outputs(16.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
+    }
+    baselines = xr.Dataset({"loss_ridge_ood": ("token", [1.0])})
+    pca = xr.Dataset(
+        {"predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0]]),
+         "trajectory": (("M", "step", "pc"), np.zeros((2, 2, 2))), "explained_variance_ratio": ("pc", [0.5, 0.2])},
+        coords={"predictor": ["ridge", "dmmse_M1"], "pc": [1, 2], "M": [1.0, 16.0]},
+    )
+    trace = np.full((2, 2, 2, 5), 0.5)  # (M, step, chain, draw); init loss 0.25 -> peak 2x
+    llc = xr.Dataset(
+        {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, np.nan]]),
+         "init_loss": (("M", "step"), np.full((2, 2), 0.25)),
+         "loss_trace": (("M", "step", "chain", "draw"), trace)},
+        coords={"M": [1.0, 16.0], "step": [10, 50]},
+    )
+    claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"]
+    assert claim.holds and claim.evidence["final_trace_peak_over_init_loss"] == {"1": 2.0, "16": 2.0}
+    # M=16's last finite estimate is at step 10: a spike there makes the comparison untrustworthy
+    llc["loss_trace"][1, 0, 1, 3] = 5.0
+    claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"]
+    assert not claim.holds and claim.evidence["spiked_runs"] == ["16"]
+    assert claim.evidence["final_trace_peak_over_init_loss"]["16"] == 20.0
+    # a spike at a step the claim does not read changes nothing
+    llc["loss_trace"][1, 0, 1, 3] = 0.5
+    llc["loss_trace"][1, 1, 0, 0] = 50.0
+    assert {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"].holds

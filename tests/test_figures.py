@@ -505,3 +505,32 @@ def test_script_runs_under_snakemake_from_zarr(inputs: FigureInputs, tmp_path: P
     text = log_file.read_text()
     assert "wrote" in text and "M=inf" in text
     assert "fontTools" not in text
+
+
+# --------------------------------------------------------------------------- LLC health marks
+
+
+def _rings(fig: Figure) -> list:
+    return [
+        line for ax in fig.axes for line in ax.get_lines()
+        if line.get_markerfacecolor() == "none" and line.get_marker() == "o" and len(line.get_xdata())
+    ]  # fmt: skip
+
+
+def test_llc_over_time_rings_estimates_whose_chains_spiked(inputs: FigureInputs) -> None:
+    clean = draw_figure("fig_llc_over_time", inputs)
+    assert not _rings(clean)
+    assert not any("unreliable" in t.get_text() for legend in clean.legends for t in legend.get_texts())
+
+    llc = inputs.llc.copy(deep=True)
+    row = llc["llc_mean"].sel(M=8.0)
+    first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
+    llc["loss_trace"].loc[{"M": 8.0, "step": first}] = 1.0
+    llc["loss_trace"].loc[{"M": 8.0, "step": first, "chain": 0, "draw": 5}] = 30.0  # init loss is 1.0
+    spiked = FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, pca=inputs.pca, llc=llc)
+    fig = draw_figure("fig_llc_over_time", spiked)
+    rings = _rings(fig)
+    assert len(rings) == 1
+    assert list(rings[0].get_xdata()) == [first]
+    assert to_rgb(rings[0].get_markeredgecolor()) == to_rgb(m_colors(list(inputs.outputs))[8.0])
+    assert any("unreliable" in t.get_text() for legend in fig.legends for t in legend.get_texts())

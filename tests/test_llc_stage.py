@@ -73,3 +73,27 @@ def test_calibration_at_an_earlier_step_uses_that_checkpoint(trained):
     assert early.attrs["step"] == first and default.attrs["step"] == final
     assert float(early["init_loss"].sel(M=4.0)) == pytest.approx(float(per_step["init_loss"].sel(step=first)))
     assert float(default["init_loss"].sel(M=4.0)) == pytest.approx(float(per_step["init_loss"].sel(step=final)))
+
+
+def test_spiked_estimate_is_logged_as_a_warning(trained, monkeypatch, caplog):
+    import types
+
+    import transient_ridge.llc_stage as stage
+
+    cfg, tasks, runs = trained
+    n_trace = cfg.llc.num_burnin + cfg.llc.num_draws
+
+    def fake_estimate(model, data, settings, *, seed, **_):
+        trace = np.full((settings.num_chains, n_trace), 0.2)
+        if seed == cfg.seeds.sgld + int(llc_steps(cfg)[0]):
+            trace[0, 3] = 5.0  # 25x the start loss at the first step only
+        return types.SimpleNamespace(
+            llc_mean_=1.0, llc_std_=0.1, llc_sem_=0.05, init_loss_=0.2, llc_per_chain_=np.ones(settings.num_chains),
+            loss_trace_=trace, failed_chains_=np.zeros(settings.num_chains, bool), elapsed_s_=0.0,
+        )
+
+    monkeypatch.setattr(stage, "estimate_checkpoint_llc", fake_estimate)
+    with caplog.at_level("WARNING", logger="transient_ridge.llc_stage"):
+        stage.build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    spiked = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(spiked) == 1 and "25.0x" in spiked[0].getMessage() and f"step {llc_steps(cfg)[0]}" in spiked[0].getMessage()

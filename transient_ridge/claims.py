@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .config import format_task_count
+from .llc_health import SPIKE_RATIO, trace_peak_ratio
 from .plotting import smooth
 from .predictors import per_token_mse
 
@@ -25,6 +26,7 @@ __all__ = [
     "TransienceMeasure",
     "measure_transience",
     "ridge_dmmse_gap",
+    "final_trace_peak_ratio",
     "check_claims",
     "claims_markdown",
     "claims_json",
@@ -107,6 +109,19 @@ def measure_transience(outputs: xr.Dataset, smoothing_window: int) -> Transience
         dmmse_final_over_at_ood_min=dmmse_ratio,
         is_transient=transient,
     )
+
+
+def final_trace_peak_ratio(llc: xr.Dataset, M: float) -> float | None:
+    """:func:`~transient_ridge.llc.trace_peak_ratio` of run ``M``'s last finite LLC estimate (``None`` without traces)."""
+    if "loss_trace" not in llc or "init_loss" not in llc:
+        return None
+    run = llc.sel(M=M)
+    finite = np.flatnonzero(np.isfinite(run["llc_mean"].values))
+    if not finite.size:
+        return None
+    last = run.isel(step=int(finite[-1]))
+    peak = float(trace_peak_ratio(last["loss_trace"].transpose("chain", "draw").values, float(last["init_loss"])))
+    return peak if math.isfinite(peak) else None
 
 
 def ridge_dmmse_gap(baselines: xr.Dataset, M: float) -> float | None:
@@ -204,15 +219,24 @@ def check_claims(
             for M in finite[1:]
             if float(outputs[M]["dist_dmmse"][-1]) < float(outputs[M]["dist_ridge"][-1])
         ]
-        holds = bool(dmmse_like) and all(final_llc[M] > final_llc[small] for M in dmmse_like)
+        peaks = {M: final_trace_peak_ratio(llc, M) for M in finite}
+        compared = [small, *dmmse_like]
+        spiked = [M for M in compared if peaks[M] is not None and peaks[M] > SPIKE_RATIO]
+        holds = (
+            bool(dmmse_like) and not spiked and all(final_llc[M] > final_llc[small] for M in dmmse_like)
+        )
         claims.append(
             Claim(
                 "llc_grows_with_M_for_dmmse_runs",
-                f"the final-model LLC of every dMMSE-like run with M > {format_task_count(small)} exceeds that of M = {format_task_count(small)}",
+                f"the final-model LLC of every dMMSE-like run with M > {format_task_count(small)} exceeds that of "
+                f"M = {format_task_count(small)}, every compared estimate with SGLD chains that stay below "
+                f"{SPIKE_RATIO:.0f} x their start loss",
                 holds,
                 {
                     "final_llc": {format_task_count(M): final_llc[M] for M in finite},
+                    "final_trace_peak_over_init_loss": {format_task_count(M): peaks[M] for M in finite},
                     "dmmse_like_runs": [format_task_count(M) for M in dmmse_like],
+                    "spiked_runs": [format_task_count(M) for M in spiked],
                 },
             )
         )

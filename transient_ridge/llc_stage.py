@@ -22,6 +22,7 @@ from .checkpoint import checkpoint_path, load_checkpoint
 from .config import ExperimentConfig, LLCConfig
 from .data import sample_sequences, task_set
 from .llc import SGLDLearningCoefficient, estimate_llc
+from .llc_health import SPIKE_RATIO, trace_peak_ratio
 from .schedule import checkpoint_steps, log_spaced_subset, weight_steps
 from .store import provenance_attrs
 
@@ -119,6 +120,13 @@ def build_run_llc_dataset(
             M, step, estimate.llc_mean_, estimate.llc_sem_, estimate.init_loss_,
             int(np.sum(estimate.failed_chains_)), estimate.elapsed_s_,
         )
+        peak = float(trace_peak_ratio(estimate.loss_trace_, estimate.init_loss_))
+        if peak > SPIKE_RATIO:
+            log.warning(
+                "M=%s step %d: SGLD loss peaked at %.1fx the start loss (> %.0fx): this estimate "
+                "reflects the step size, not the posterior; try a smaller llc.epsilon (docs/llc.md)",
+                M, step, peak, SPIKE_RATIO,
+            )
     return xr.Dataset(
         {
             "llc_mean": ("step", mean),

@@ -26,11 +26,23 @@ from ._style import (
     set_log_y,
     set_step_axis,
 )
+from ..llc_health import SPIKE_RATIO, trace_peak_ratio
 from ._training import series, t_crit_index
 
 __all__ = ["figF_llc_traces", "fig_llc_over_time"]
 
 BURN_IN_COLOR = "0.88"
+# An estimate whose chains spiked (llc.SPIKE_RATIO): a large hollow ring around its point.
+_SPIKED = {"marker": "o", "markersize": 6.5, "markerfacecolor": "none", "markeredgewidth": 0.9}
+
+
+def _trace_peaks(llc: xr.Dataset) -> np.ndarray:
+    """``(M, step)`` peak SGLD loss over start loss (NaN where the store has no traces)."""
+    shape = (llc.sizes["M"], llc.sizes["step"])
+    if "loss_trace" not in llc or "init_loss" not in llc:
+        return np.full(shape, np.nan)
+    trace = llc["loss_trace"].transpose("M", "step", "chain", "draw").values
+    return trace_peak_ratio(trace, llc["init_loss"].transpose("M", "step").values)
 
 
 def _draws(trace: xr.DataArray) -> np.ndarray:
@@ -173,6 +185,8 @@ def fig_llc_over_time(
     std = llc["llc_std"].transpose("M", "step").values
     steps = np.asarray(mean["step"].values)
     chains = llc["llc_chain"].transpose("M", "step", "chain").values if "llc_chain" in llc else None
+    peaks = _trace_peaks(llc)
+    any_spiked = False
     for i in np.argsort(mean["M"].values):
         M = float(mean["M"].values[i])
         row = np.asarray(mean.values[i], dtype=np.float64)
@@ -187,6 +201,10 @@ def fig_llc_over_time(
             steps[ok], row[ok], yerr=err[ok], color=colors[M], linewidth=0.9,
             elinewidth=0.6, marker="o", markersize=2.5, zorder=3,
         )
+        bad = ok & (peaks[i] > SPIKE_RATIO)
+        if bad.any():
+            any_spiked = True
+            ax_llc.plot(steps[bad], row[bad], linestyle="none", zorder=4, **_SPIKED, markeredgecolor=colors[M])
     ax_llc.set_ylabel("LLC $\\hat\\lambda$")
     for M, ds in outputs.items():
         s, loss = series(ds, "loss_id", window)
@@ -205,6 +223,7 @@ def fig_llc_over_time(
         {
             "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains"): proxy(dict(END, markersize=2.5), linestyle="-"),
             "$t_{\\mathrm{crit}}$": proxy(T_CRIT),
+            **({f"unreliable: SGLD loss > {SPIKE_RATIO:.0f}× start": proxy(_SPIKED)} if any_spiked else {}),
         },
         ncols=2,
     )
