@@ -1,0 +1,71 @@
+"""Would a shorter run have shown the same transience? The claims rule's measure, cut at earlier steps.
+
+    python benchmarks/transient_horizon.py results/transient --horizons 60000 80000 100000
+    python benchmarks/transient_horizon.py results/transient --M 8 11 --json horizon.json
+
+Training is a pure function of (seed, step) and the `warmup_constant` schedule does
+not depend on the total step count, so a run cut at step T follows the same
+trajectory as a run configured with `training.steps: T`. Only the log-spaced
+checkpoints differ (they are spaced to the total), which moves the smoothed
+minimum slightly; the numbers here are an estimate of the shorter run, not a
+replacement for it. Reads each run's `outputs.zarr`; trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from transient_ridge.claims import measure_transience
+from transient_ridge.config import format_task_count
+from transient_ridge.store import open_dataset
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="an experiment's results folder, e.g. results/transient")
+    parser.add_argument("--horizons", type=int, nargs="+", help="steps to cut at (default: 50 %%, 67 %%, 83 %%, 100 %%)")
+    parser.add_argument("--M", type=float, nargs="+", help="runs to read (default: every finite M but the smallest)")
+    parser.add_argument("--window", type=int, help="smoothing window (default: the experiment's figures.smoothing_window)")
+    parser.add_argument("--json", type=Path, help="also write the measures here")
+    args = parser.parse_args(argv)
+
+    runs = {}
+    for path in sorted((args.results / "runs").glob("M*/outputs.zarr")):
+        outputs = open_dataset(path)
+        runs[float(outputs.attrs["M"])] = outputs
+    if not runs:
+        raise SystemExit(f"no runs/M*/outputs.zarr under {args.results}")
+    finite = sorted(M for M in runs if math.isfinite(M))
+    chosen = args.M or finite[1:]
+    missing = [M for M in chosen if M not in runs]
+    if missing:
+        raise SystemExit(f"no outputs for M={missing} under {args.results} (have {sorted(runs)})")
+    config = json.loads(next(iter(runs.values())).attrs["config"])
+    window = args.window or int(config["figures"]["smoothing_window"])
+    total = int(config["training"]["steps"])
+    horizons = args.horizons or [round(total * f) for f in (0.5, 2 / 3, 5 / 6, 1.0)]
+
+    print(f"{args.results}: {total} steps trained, series smoothed over {window} checkpoints")
+    print(f"{'M':>5} {'cut at':>8} {'OOD min (step)':>18} {'rise':>7} {'d_ridge min (step)':>20} {'rise':>7} "
+          f"{'d_dmmse end/at':>14} transient")  # fmt: skip
+    rows = []
+    for M in chosen:
+        for horizon in horizons:
+            cut = runs[M].sel(step=slice(None, horizon))
+            m = measure_transience(cut, window)
+            rows.append({"M": M, "horizon": horizon, **dataclasses.asdict(m)})
+            print(
+                f"{format_task_count(M):>5} {horizon:>8} {m.ood_min:>9.3f} ({m.ood_min_step:>6}) {m.ood_rise:>+7.1%} "
+                f"{m.ridge_min:>11.4f} ({m.ridge_min_step:>6}) {m.ridge_rise:>+7.1%} "
+                f"{m.dmmse_final_over_at_ood_min:>14.3f} {'yes' if m.is_transient else 'no'}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
