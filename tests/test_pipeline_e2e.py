@@ -1,7 +1,7 @@
 """End to end: the whole `mini` pipeline in a temporary directory, and its claims (slow).
 
     python -m pytest -m slow tests/test_pipeline_e2e.py                 # mini, ~10 minutes on 2 cores
-    TRANSIENT_E2E=1 python -m pytest -m slow tests/test_pipeline_e2e.py  # also `transient` (~45+ minutes)
+    TRANSIENT_E2E=1 python -m pytest -m slow tests/test_pipeline_e2e.py  # also `transient` (~2 h 20 min)
 """
 
 import json
@@ -44,7 +44,14 @@ def test_mini_pipeline_builds_every_figure_and_its_claims_hold(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the ~2 hour transient experiment")
-def test_transient_experiment_reports_its_claims(tmp_path):
+@pytest.mark.skipif(
+    not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the ~2 h 20 min transient experiment"
+)
+def test_transient_experiment_shows_two_transient_M(tmp_path):
+    # Measured on this project's CPU build (README, transient section): all five hold, M = 8 and 11
+    # transient. The ridge-rise margin is thin, so a different CPU's rounding can flip it: the
+    # failure message carries the evidence to compare with the README's table.
     claims = {c["name"]: c for c in _run_experiment("transient", "transient", tmp_path)}
-    assert "transient_ridge" in claims
+    failing = {name: c["evidence"] for name, c in claims.items() if not c["holds"]}
+    assert not failing, failing
+    assert claims["transient_ridge"]["evidence"]["transient_M"] == ["8", "11"]
