@@ -112,7 +112,7 @@ def measure_transience(outputs: xr.Dataset, smoothing_window: int) -> Transience
 
 
 def final_trace_peak_ratio(llc: xr.Dataset, M: float) -> float | None:
-    """:func:`~transient_ridge.llc.trace_peak_ratio` of run ``M``'s last finite LLC estimate (``None`` without traces)."""
+    """``llc_health.trace_peak_ratio`` of run ``M``'s last finite LLC estimate (``None`` without traces)."""
     if "loss_trace" not in llc or "init_loss" not in llc:
         return None
     run = llc.sel(M=M)

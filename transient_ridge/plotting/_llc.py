@@ -11,6 +11,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
+from ..llc_health import SPIKE_RATIO, trace_peak_ratio
 from ._style import (
     DOUBLE_WIDTH,
     END,
@@ -26,13 +27,12 @@ from ._style import (
     set_log_y,
     set_step_axis,
 )
-from ..llc_health import SPIKE_RATIO, trace_peak_ratio
 from ._training import series, t_crit_index
 
 __all__ = ["figF_llc_traces", "fig_llc_over_time"]
 
 BURN_IN_COLOR = "0.88"
-# An estimate whose chains spiked (llc.SPIKE_RATIO): a large hollow ring around its point.
+# An estimate whose chains spiked (llc_health.SPIKE_RATIO): a large hollow ring around its point.
 _SPIKED = {"marker": "o", "markersize": 6.5, "markerfacecolor": "none", "markeredgewidth": 0.9}
 
 
