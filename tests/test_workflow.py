@@ -28,8 +28,9 @@ def _job_counts(stdout):
     return counts
 
 
-@pytest.mark.parametrize("target, runs", [("all", 5), ("paper", 23), ("transient", 5), ("paper_slice", 5)])
-def test_dry_run_schedules_one_training_job_per_M(target, runs, tmp_path):
+@pytest.mark.parametrize("target, experiment", [("all", "mini"), ("paper", "paper"), ("transient", "transient"), ("paper_slice", "paper_slice")])
+def test_dry_run_schedules_one_training_job_per_M(target, experiment, tmp_path):
+    runs = len(yaml.safe_load((REPO / "config.yaml").read_text())["experiments"][experiment]["data"]["M"])
     result = _snakemake("-n", target, "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
