@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
         for key, value in sorted(stamp.items()):
             if isinstance(value, Mapping):
-                value = ", ".join(f"{k} {v}" for k, v in value.items())
+                value = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
             elif isinstance(value, list):
                 value = ", ".join(map(str, value))
             print(f"  {key:<22} {value if value not in ('', None) else '(none)'}")

@@ -210,7 +210,8 @@ def figure_report_labels(name):
 
     def labels(wildcards, output):
         stamp = read_provenance(output.png)
-        commit = stamp["git_commit"][:12] + ("+dirty" if stamp["git_dirty"] is True else "")
+        dirty = " (dirty)" if stamp["git_dirty"] is True else ""
+        commit = f"{stamp['git_commit'][:12]}{dirty}"
         return {
             "figure": name,
             "commit": commit,
