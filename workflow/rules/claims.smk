@@ -8,7 +8,12 @@ rule claims:
         pca="results/{exp}/pca.zarr",
         llc="results/{exp}/llc.zarr",
     output:
-        md=report("results/{exp}/claims.md", category="{exp}", subcategory="claims"),
+        md=report(
+            "results/{exp}/claims.md",
+            caption="../report/claims.rst",
+            category="{exp}",
+            subcategory="claims",
+        ),
         json="results/{exp}/claims.json",
     localrule: True
     params:
