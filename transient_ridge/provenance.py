@@ -113,11 +113,13 @@ def start_job(smk: Any) -> None:
     Reads ``smk.rule``, ``smk.wildcards`` and ``smk.params.settings`` (absent for
     rules whose output depends on no config section).
     """
-    settings = smk.params.get("settings") if hasattr(smk.params, "get") else None
+    params = getattr(smk, "params", None)
+    settings = params.get("settings") if hasattr(params, "get") else None
+    wildcards = getattr(smk, "wildcards", None)
     _job.clear()
     _job.update(
-        rule=str(smk.rule),
-        wildcards={key: str(value) for key, value in dict(smk.wildcards.items()).items()},
+        rule=str(getattr(smk, "rule", None) or OUTSIDE_SNAKEMAKE),
+        wildcards={key: str(value) for key, value in wildcards.items()} if hasattr(wildcards, "items") else {},
         settings=settings if settings is not None else {},
     )
 
