@@ -28,7 +28,7 @@ for archive_rule, with_weights, suffix in (("archive", False, ""), ("archive_wei
             weights=with_weights,
         localrule: True
         log:
-            f"logs/{{exp}}/{archive_rule}.log",
+            f"logs/archives/{{exp}}{suffix}.log",  # not under logs/{exp}/, which the archive packs
         benchmark:
             f"archives/benchmarks/{{exp}}{suffix}.tsv"
         conda:

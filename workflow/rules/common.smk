@@ -11,7 +11,7 @@ from transient_ridge.config import (
 )
 from transient_ridge.train import TRAINING_SECTIONS
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
-from transient_ridge.provenance import read_provenance
+from transient_ridge.provenance import ProvenanceError, read_provenance
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
 TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig1"]
@@ -209,7 +209,11 @@ def figure_report_labels(name):
     """
 
     def labels(wildcards, output):
-        stamp = read_provenance(output.png)
+        try:
+            stamp = read_provenance(output.png)
+        except ProvenanceError:  # drawn before figures were stamped: same columns, no values
+            stamp = {"git_commit": "not recorded", "git_dirty": False, "rule": name, "created_utc": "-"}
+            stamp.update(stage_settings_sha256="-", versions={})
         dirty = " (dirty)" if stamp["git_dirty"] is True else ""
         commit = f"{stamp['git_commit'][:12]}{dirty}"
         return {
