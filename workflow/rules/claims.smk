@@ -13,6 +13,7 @@ rule claims:
             caption="../report/claims.rst",
             category="{exp}",
             subcategory="claims",
+            labels=claims_report_labels,
         ),
         json="results/{exp}/claims.json",
     localrule: True

@@ -228,6 +228,17 @@ def figure_report_labels(name):
     return labels
 
 
+def claims_report_labels(wildcards, output):
+    """Report labels of claims.md: the verdict in one line, from claims.json."""
+    claims = json.loads(Path(output.json).read_text())["claims"]
+    held = [claim["name"] for claim in claims if claim["holds"]]
+    failed = [claim["name"] for claim in claims if not claim["holds"]]
+    return {
+        "verdict": f"{len(held)} of {len(claims)} claims hold",
+        "not holding": ", ".join(failed) or "none",
+    }
+
+
 # ---- targets ---------------------------------------------------------------------
 
 
