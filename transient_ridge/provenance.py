@@ -113,6 +113,7 @@ def start_job(smk: Any) -> None:
     Reads ``smk.rule``, ``smk.wildcards`` and ``smk.params.settings`` (absent for
     rules whose output depends on no config section).
     """
+    git_state(), software_versions()  # looked up now: a long job's stamp says what it started from
     params = getattr(smk, "params", None)
     settings = params.get("settings") if hasattr(params, "get") else None
     wildcards = getattr(smk, "wildcards", None)
