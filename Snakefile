@@ -15,6 +15,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/llc.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/archive.smk"
 
 
 rule all:

@@ -104,6 +104,13 @@ def load_checkpoint(
         the model (eval mode, on ``device``) and the checkpoint's metadata
         (``step``, ``M``, ``model_config``, ``experiment_config``).
     """
+    from .archive import NO_WEIGHTS_NOTE
+
+    if not Path(path).exists() and (Path(path).parent / NO_WEIGHTS_NOTE).exists():
+        raise FileNotFoundError(
+            f"{path}: this run was restored from an archive without weights; restore the archive made by "
+            "`snakemake archive_<exp>_weights`, or retrain: snakemake -c 2 <exp> --forcerun train"
+        )
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatchError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from .provenance import current_stamp
 
 __all__ = ["ZARR_FORMAT", "write_dataset", "open_dataset", "provenance_attrs", "replace_directory"]
 
@@ -29,9 +30,17 @@ ZARR_FORMAT = 3
 CONSOLIDATED = False
 
 
-def provenance_attrs(experiment: str, config_json: str) -> dict[str, str]:
-    """Attributes every store carries: experiment name, its config (JSON) and the code version."""
-    return {"experiment": experiment, "config": config_json, "code_version": __version__}
+def provenance_attrs(experiment: str, config_json: str) -> dict[str, Any]:
+    """Attributes every store carries: experiment name, its config (JSON), the code version
+    and a ``provenance`` stamp (commit, rule, stage settings hash, versions, UTC time; see
+    :mod:`transient_ridge.provenance`). :func:`write_dataset` renews the stamp at write time.
+    """
+    return {
+        "experiment": experiment,
+        "config": config_json,
+        "code_version": __version__,
+        "provenance": current_stamp(),
+    }
 
 
 def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,12 +66,16 @@ def replace_directory(source: str | Path, target: str | Path) -> None:
 
 
 def write_dataset(dataset: xr.Dataset, path: str | Path) -> None:
-    """Write ``dataset`` to a zarr store at ``path`` atomically (temporary sibling, then rename)."""
+    """Write ``dataset`` to a zarr store at ``path`` atomically (temporary sibling, then rename).
+
+    The ``provenance`` attribute is set to this process's stamp, replacing one
+    copied from an input store (evaluate and pca start from their inputs' attrs).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     dataset = dataset.copy()
-    dataset.attrs = _clean_attrs(dataset.attrs)
+    dataset.attrs = _clean_attrs({**dataset.attrs, "provenance": current_stamp()})
     for name in dataset.variables:
         dataset[name].attrs = _clean_attrs(dataset[name].attrs)
         dataset[name].encoding = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ..provenance import PDF_KEY, PNG_KEY, current_stamp
 from ._inputs import FigureInputs, FigureSettings, require_vars
 from ._llc import fig_llc_over_time, figF_llc_traces
 from ._pca import draw_pca_pair, figC_pca_pairs, figE_token_loadings, pcs
@@ -244,18 +246,28 @@ def draw_figure(
     return fig
 
 
-def save_figure(fig: Figure, pdf_path: str | os.PathLike[str], png_path: str | os.PathLike[str], dpi: int = 200) -> None:
+def save_figure(
+    fig: Figure,
+    pdf_path: str | os.PathLike[str],
+    png_path: str | os.PathLike[str],
+    dpi: int = 200,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
     """Write ``fig`` as a PDF (vector) and a PNG at ``dpi``, each via a temporary file.
 
     A file appears under its final name only once fully written, so a failed
-    job never leaves a truncated figure that looks complete. The PDF carries
-    no creation date, so rebuilding it gives the same bytes.
+    job never leaves a truncated figure that looks complete. Both files carry
+    ``provenance`` (default: this process's stamp, see
+    :mod:`transient_ridge.provenance`) as JSON: the PNG in a text chunk, the PDF
+    under the standard ``Subject`` key (matplotlib rejects non-standard keys).
+    The PDF has no creation date; its only time is the stamp's ``created_utc``.
     """
     if dpi < 1:
         raise ValueError(f"dpi={dpi} must be ≥ 1 (200 suits print, 100 a quick look)")
+    stamp = json.dumps(dict(provenance) if provenance is not None else current_stamp(), sort_keys=True)
     for path, fmt, metadata in (
-        (Path(pdf_path), "pdf", {"CreationDate": None}),
-        (Path(png_path), "png", {}),
+        (Path(pdf_path), "pdf", {"CreationDate": None, PDF_KEY: stamp}),
+        (Path(png_path), "png", {PNG_KEY: stamp}),
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.partial")

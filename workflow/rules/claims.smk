@@ -8,7 +8,13 @@ rule claims:
         pca="results/{exp}/pca.zarr",
         llc="results/{exp}/llc.zarr",
     output:
-        md=report("results/{exp}/claims.md", category="{exp}", subcategory="claims"),
+        md=report(
+            "results/{exp}/claims.md",
+            caption="../report/claims.rst",
+            category="{exp}",
+            subcategory="claims",
+            labels=claims_report_labels,
+        ),
         json="results/{exp}/claims.json",
     localrule: True
     params:

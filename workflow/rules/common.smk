@@ -11,6 +11,7 @@ from transient_ridge.config import (
 )
 from transient_ridge.train import TRAINING_SECTIONS
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
+from transient_ridge.provenance import ProvenanceError, read_provenance
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
 TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig1"]
@@ -198,6 +199,44 @@ def figure_settings(raw):
         return {"smoothing_window": 1 if raw else window, "raw": raw, "M_values": M_values}
 
     return settings
+
+
+def figure_report_labels(name):
+    """Report labels of a figure: its name and the provenance stamped into its PNG.
+
+    Snakemake evaluates labels only when it builds the report (``--report``), after
+    the figure exists, so reading the file here costs nothing during a run.
+    """
+
+    def labels(wildcards, output):
+        try:
+            stamp = read_provenance(output.png)
+        except ProvenanceError:  # drawn before figures were stamped: same columns, no values
+            stamp = {"git_commit": "not recorded", "git_dirty": False, "rule": name, "created_utc": "-"}
+            stamp.update(stage_settings_sha256="-", versions={})
+        dirty = " (dirty)" if stamp["git_dirty"] is True else ""
+        commit = f"{stamp['git_commit'][:12]}{dirty}"
+        return {
+            "figure": name,
+            "commit": commit,
+            "rule": stamp["rule"],
+            "stage settings sha256": stamp["stage_settings_sha256"][:16],
+            "made (UTC)": stamp["created_utc"],
+            "versions": ", ".join(f"{k} {v}" for k, v in stamp["versions"].items() if k != "python"),
+        }
+
+    return labels
+
+
+def claims_report_labels(wildcards, output):
+    """Report labels of claims.md: the verdict in one line, from claims.json."""
+    claims = json.loads(Path(output.json).read_text())["claims"]
+    held = [claim["name"] for claim in claims if claim["holds"]]
+    failed = [claim["name"] for claim in claims if not claim["holds"]]
+    return {
+        "verdict": f"{len(held)} of {len(claims)} claims hold",
+        "not holding": ", ".join(failed) or "none",
+    }
 
 
 # ---- targets ---------------------------------------------------------------------

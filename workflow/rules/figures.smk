@@ -15,6 +15,7 @@ for figure_name in FIGURE_NAMES:
                 caption=f"../report/{figure_name}.rst",
                 category="{exp}",
                 subcategory="figures",
+                labels=figure_report_labels(figure_name),
             ),
         localrule: True
         params:

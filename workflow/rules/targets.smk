@@ -10,3 +10,19 @@ for experiment_name in EXPERIMENTS:
             experiment_name
         input:
             experiment_targets(experiment_name),
+
+
+# `archive_<exp>` / `archive_<exp>_weights`: the experiment's archive (workflow/rules/archive.smk).
+for experiment_name in EXPERIMENTS:
+
+    rule:
+        name:
+            f"archive_{experiment_name}"
+        input:
+            f"archives/{experiment_name}.tar.gz",
+
+    rule:
+        name:
+            f"archive_{experiment_name}_weights"
+        input:
+            f"archives/{experiment_name}-with-weights.tar.gz",

@@ -4,6 +4,7 @@ import logging
 
 from transient_ridge.baselines import build_baselines_dataset
 from transient_ridge.config import ExperimentConfig
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset, write_dataset
 
@@ -17,4 +18,5 @@ def main(experiment: str, block: dict, tasks_path: str, output: str) -> None:
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(snakemake.wildcards.exp, snakemake.config["experiments"][snakemake.wildcards.exp], snakemake.input.tasks, snakemake.output[0])

@@ -1,10 +1,12 @@
 """Rule `claims`: check the paper's findings on this experiment's stores (reports, never fails)."""
 
+import json
 import logging
 from pathlib import Path
 
 from transient_ridge.claims import check_claims, claims_json, claims_markdown
 from transient_ridge.config import ExperimentConfig
+from transient_ridge.provenance import current_stamp, start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset
 
@@ -26,12 +28,16 @@ def main(
     )
     for claim in claims:
         logging.info("%s: %s", claim.name, "holds" if claim.holds else "does NOT hold")
-    Path(md).write_text(claims_markdown(experiment, claims))
-    Path(json_path).write_text(claims_json(experiment, claims))
+    stamp = current_stamp()
+    commit = stamp["git_commit"][:12] + (" (uncommitted changes)" if stamp["git_dirty"] is True else "")
+    footer = f"\n\n_Checked by rule `{stamp['rule']}` at commit {commit}, {stamp['created_utc']}._\n"
+    Path(md).write_text(claims_markdown(experiment, claims).rstrip("\n") + footer)
+    Path(json_path).write_text(json.dumps({**json.loads(claims_json(experiment, claims)), "provenance": stamp}, indent=2, sort_keys=True))
 
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(
         snakemake.wildcards.exp,
         snakemake.config["experiments"][snakemake.wildcards.exp],

@@ -3,6 +3,7 @@
 import logging
 
 from transient_ridge.evaluate import build_outputs_dataset
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset, write_dataset
 
@@ -24,4 +25,5 @@ def main(predictions_path: str, tasks_path: str, baselines_path: str, output: st
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(snakemake.input.predictions, snakemake.input.tasks, snakemake.input.baselines, snakemake.output[0])

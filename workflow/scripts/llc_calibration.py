@@ -2,6 +2,7 @@
 
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.llc_stage import build_calibration_dataset
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset, write_dataset
 from transient_ridge.tasks import tasks_from_dataset
@@ -20,6 +21,7 @@ def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: s
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(
         snakemake.wildcards.exp,
         snakemake.config["experiments"][snakemake.wildcards.exp],

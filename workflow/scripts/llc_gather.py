@@ -3,6 +3,7 @@
 import logging
 
 from transient_ridge.llc_stage import gather_llc_datasets
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset, write_dataset
 
@@ -15,4 +16,5 @@ def main(paths: list[str], output: str) -> None:
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(list(snakemake.input), snakemake.output[0])

@@ -4,6 +4,7 @@ import logging
 
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.pca import build_pca_dataset
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset, write_dataset
 
@@ -21,6 +22,7 @@ def main(experiment: str, block: dict, outputs_paths: list[str], baselines_path:
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(
         snakemake.wildcards.exp,
         snakemake.config["experiments"][snakemake.wildcards.exp],

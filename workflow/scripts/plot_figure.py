@@ -22,6 +22,7 @@ from typing import Any
 import xarray as xr
 
 from transient_ridge.figures import FigureInputs, draw_figure, save_figure
+from transient_ridge.provenance import start_job
 
 log = logging.getLogger("plot_figure")
 
@@ -97,6 +98,7 @@ def _from_snakemake(smk: Any) -> None:
     )
     log.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    start_job(smk)
     try:
         main(
             smk.params.figure,

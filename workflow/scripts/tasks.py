@@ -4,6 +4,7 @@
 import logging
 
 from transient_ridge.config import ExperimentConfig, parse_task_count
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import write_dataset
 from transient_ridge.tasks import build_tasks_dataset
@@ -20,6 +21,7 @@ def main(experiment: str, block: dict, output: str, M_label: str | None = None) 
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(
         snakemake.wildcards.exp,
         snakemake.config["experiments"][snakemake.wildcards.exp],

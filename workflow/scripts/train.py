@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from transient_ridge.config import ExperimentConfig, parse_task_count
+from transient_ridge.provenance import start_job
 from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset
 from transient_ridge.tasks import tasks_from_dataset
@@ -29,6 +30,7 @@ def main(experiment: str, block: dict, M_label: str, tasks_path: str, checkpoint
 
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
+    start_job(snakemake)
     main(
         snakemake.wildcards.exp,
         snakemake.config["experiments"][snakemake.wildcards.exp],
