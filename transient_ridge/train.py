@@ -43,6 +43,7 @@ __all__ = [
     "model_config_for",
     "init_model",
     "predict",
+    "train_step",
     "train_run",
 ]
 
@@ -124,6 +125,28 @@ def predict(
     y = torch.as_tensor(y, device=device)
     outputs = [model(x[start : start + batch_size], y[start : start + batch_size]) for start in range(0, x.shape[0], batch_size)]
     return torch.cat(outputs).float().cpu().numpy()
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """One Adam step on the mean squared error of a batch ``x (B, K, D)``, ``y (B, K)``.
+
+    ``autocast()`` wraps the forward pass and the loss (bf16: see
+    :func:`transient_ridge.precision.training_precision`); the backward pass and
+    the optimizer step run outside it, on the float32 weights. Returns the loss
+    (a device tensor: reading it synchronises, so the caller does that rarely).
+    """
+    with autocast():
+        loss = torch.mean((model(x, y) - y) ** 2)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 def _predict_probes(
@@ -345,11 +368,7 @@ def _train_run(
         lr = learning_rate(step, total, train_cfg.lr, train_cfg.schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with autocast():  # bf16: forward and loss under autocast; backward and Adam stay float32
-            loss = torch.mean((model(x, y) - y) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, optimizer, x, y, autocast)
         step += 1
         if step in record_steps or step % train_cfg.log_every == 0 or step == total:
             loss_value = float(loss.detach())  # synchronises with the device: only now and then
