@@ -102,9 +102,13 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
     with sdpa_kernel([SDPBackend.MATH]):
         for i in range(warmup):
             step(i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         for i in range(steps):
             step(warmup + i)
+        if device.type == "cuda":  # CUDA runs asynchronously: time the work, not its launch
+            torch.cuda.synchronize()
     return members * steps / (time.perf_counter() - start)
 
 
