@@ -182,6 +182,12 @@ def part_steps(smoke: bool, emit) -> None:
         note = "no TF32 on a CPU: the same computation as fp32" if precision == "tf32" and device.type == "cpu" else ""
         with training_precision(precision, device) as autocast:
             emit(kind="rate", name=label, value=_rate(_Step(config, batch, device, autocast), steps, device), extra=note)
+    # which attention kernel runs matters: fp32 cannot use flash attention, bf16 can
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        emit(kind="rate", name="eager fp32, math attention (no fused SDPA kernel)",
+             value=_rate(_Step(config, batch, device), steps, device))
     if device.type == "cuda":
         emit(kind="rate", name="CUDA graph of the whole step", value=_cuda_graph_rate(config, batch, device, steps))
     else:
