@@ -2,9 +2,12 @@
 and a part that hangs is cut off at its limit without losing what it measured."""
 
 import json
+import os
 import subprocess
 import sys
 import time
+
+import pytest
 
 from conftest import REPO
 
@@ -58,3 +61,14 @@ def test_a_hanging_part_is_cut_off_and_keeps_its_rows(tmp_path, monkeypatch):
     report = gpu_check.render({"hang": section}, {"command": "x", "when": "now", "commit": "c", "seconds": 1,
                                                   "budget_s": 30, "smoke": True})
     assert "timed out after 1 s" in report
+
+
+@pytest.mark.slow
+def test_gpu_run_script_smoke(tmp_path):
+    """benchmarks/gpu_run.sh end to end at the tiny size (about a minute on 2 cores)."""
+    env = {**os.environ, "SMOKE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    result = subprocess.run([str(REPO / "benchmarks" / "gpu_run.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = (tmp_path / "gpu_run.log").read_text()
+    assert "gpu_check exit 0" in log and "precision_curves exit 0" in log
+    assert (tmp_path / "gpu_check.md").exists() and (tmp_path / "precision_curves.png").stat().st_size > 10_000

@@ -80,3 +80,19 @@ def test_bf16_autocast_context_applies_to_matmuls_only_inside():
         assert (a @ a).dtype == torch.float32
     with training_precision("fp32", "cpu") as autocast, autocast():
         assert (a @ a).dtype == torch.float32
+
+
+def test_precision_curves_compares_along_the_whole_curve(repo_config):
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import precision_curves
+
+    reference = np.array([2.0, 1.0, 0.5, 0.25])
+    curve = np.array([9.0, 1.1, 0.5, 0.2])  # step 0 (the shared initial model) is left out
+    assert precision_curves.max_relative_difference(curve, reference) == pytest.approx(0.2)
+    cfg = precision_curves.run_config("mini", 16.0, 90, "bf16", 1, False, REPO / "config.yaml")
+    assert cfg.training.precision == "bf16" and cfg.training.steps == 90 and cfg.data.M == (16.0,)
+    assert cfg.seeds.train == ExperimentConfig.from_config(repo_config, "mini").seeds.train + 1
