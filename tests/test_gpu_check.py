@@ -14,7 +14,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402
 
-SECTIONS = ("environment", "steps", "profile", "llc", "sharing", "compile", "slice")
+SECTIONS = ("environment", "steps", "profile", "llc", "sharing", "slice", "compile")
 
 
 def test_smoke_report_has_every_section(tmp_path):
