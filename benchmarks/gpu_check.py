@@ -136,7 +136,7 @@ def part_environment(smoke: bool, emit) -> None:
     from transient_ridge.precision import fp32_matmul, precision_settings, tf32_api
 
     device = _device()
-    emit(kind="fact", name="device", value=torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)")
+    emit(kind="fact", name="device", value=torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch thread(s))")
     emit(kind="fact", name="python", value=platform.python_version())
     emit(kind="fact", name="torch", value=torch.__version__)
     emit(kind="fact", name="CUDA (torch built with)", value=str(torch.version.cuda))
@@ -537,7 +537,7 @@ def run_slice(runner: Runner, limit: float, out_dir: Path, rates: dict) -> dict:
         jobs = [line for line in log.read_text().splitlines() if line.strip().startswith("total")]
         section["rows"].append({"kind": "fact", "name": "dry run (--smoke: planned, not run)",
                                 "value": f"{jobs[-1].split()[-1] if jobs else '?'} jobs planned in {section['seconds']:.1f} s"})
-        section["smoke_note"] = ("end-to-end run skipped in --smoke: a tiny paper_slice spends minutes "
+        section["smoke_note"] = ("in --smoke only planned (a dry run): a tiny paper_slice spends minutes "
                                  "in per-job start-up on two CPU cores")
         return section
     section["rows"].append({"kind": "fact", "name": "measured wall time", "value": f"{section['seconds']:.0f} s ({section['status']})"})
