@@ -24,7 +24,7 @@ import time
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from transient_ridge.data import sample_batch
+from transient_ridge.data import draw_task_sequence, sample_batch
 from transient_ridge.model import InContextRegressionTransformer, ModelConfig, count_parameters
 
 SHAPES = {
@@ -61,6 +61,15 @@ def steps_per_second(config, batch_size, device, steps, compile_model=False, war
     return steps / (time.perf_counter() - start)
 
 
+def member_tasks(members, D, device, num_tasks=16):
+    """Each member's task set ``(num_tasks, D)`` float32 on ``device``, drawn as the pipeline draws
+    tasks (numpy, seed = member index), so the values do not depend on the device. Drawing
+    them with a ``torch.Generator()`` made them CPU-only: on CUDA that failed ("Expected a
+    'cuda' device type for generator")."""
+    return [torch.as_tensor(draw_task_sequence(m, num_tasks, D), dtype=torch.float32, device=device)
+            for m in range(members)]
+
+
 def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup=10):
     """Model-steps/s of ``members`` models trained as one vmapped computation."""
     from torch.func import functional_call, stack_module_state
@@ -69,8 +78,8 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
     models = [InContextRegressionTransformer(config).to(device) for _ in range(members)]
     params, buffers = stack_module_state(models)
     base = InContextRegressionTransformer(config).to("meta")
-    optimizer = torch.optim.Adam(list(params.values()), lr=1e-3)
-    tasks = [torch.randn(16, config.D, device=device, generator=torch.Generator().manual_seed(m)) for m in range(members)]
+    optimizer = torch.optim.Adam(list(params.values()), lr=1e-3, **({"fused": True} if device.type == "cuda" else {}))
+    tasks = member_tasks(members, config.D, device)
 
     def member_forward(p, b, x, y):
         return functional_call(base, (p, b), (x, y))
@@ -93,9 +102,13 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
     with sdpa_kernel([SDPBackend.MATH]):
         for i in range(warmup):
             step(i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         for i in range(steps):
             step(warmup + i)
+        if device.type == "cuda":  # CUDA runs asynchronously: time the work, not its launch
+            torch.cuda.synchronize()
     return members * steps / (time.perf_counter() - start)
 
 

@@ -1,15 +1,23 @@
-"""Disk and memory budget of an experiment, computed from its config alone.
+"""Disk, memory and wall-time budget of an experiment, computed from its config alone.
 
     python -m transient_ridge.budget paper            # or any experiment in config.yaml
     python -m transient_ridge.budget paper --config my.yaml
+    python -m transient_ridge.budget paper_slice --train-steps-per-s 190 --chain-steps-per-s 224
 
 Sizes are uncompressed (zarr's default compressor gains little on float noise),
 so they are upper bounds on what `results/{exp}/` will hold.
+
+Wall times are DERIVED, not measured: step counts from the config divided by
+step rates you pass in (measure them with `python benchmarks/gpu_check.py`),
+scheduled on the GPUs the way the DAG allows (one `train` job per M, one
+`llc_run` per M after its training, one `llc_calibration` after the training of
+its runs; each job holds one GPU), plus assumed start-up and CPU-stage overheads.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 from dataclasses import dataclass
 
 from .config import ExperimentConfig, load_yaml
@@ -17,7 +25,7 @@ from .model import InContextRegressionTransformer
 from .schedule import checkpoint_steps, weight_steps
 from .train import model_config_for
 
-__all__ = ["Budget", "estimate_budget", "main"]
+__all__ = ["Budget", "estimate_budget", "WallTime", "llc_chain_steps", "estimate_wall_time", "main"]
 
 FLOAT32, FLOAT64 = 4, 8
 
@@ -76,6 +84,164 @@ def estimate_budget(cfg: ExperimentConfig) -> Budget:
     )
 
 
+# What an LLC calibration sweeps when the config has no calibration grid (issue 15's plan for
+# paper_slice): 2 runs x 3 checkpoints x 4 epsilon values, at the experiment's chain settings.
+ASSUMED_CALIBRATION = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """Derived wall time of an experiment's GPU jobs (seconds), and the counts behind it.
+
+    ``train_job_s`` / ``llc_job_s``: one run's training / LLC job; ``calibration_job_s``:
+    the calibration job; ``gpu_work_s``: all GPU jobs back to back; ``makespan_s``: the
+    GPU jobs scheduled on ``gpus`` GPUs; ``total_s``: makespan plus ``cpu_overhead_s``.
+    """
+
+    gpus: int
+    runs: int
+    train_steps: int
+    llc_chain_steps_per_run: int
+    calibration_chain_steps: int
+    calibration_assumed: bool
+    train_job_s: float
+    llc_job_s: float
+    calibration_job_s: float
+    gpu_work_s: float
+    makespan_s: float
+    cpu_overhead_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.makespan_s + self.cpu_overhead_s
+
+
+def llc_chain_steps(cfg: ExperimentConfig) -> int:
+    """SGLD chain-steps of one run's ``llc_run``: checkpoints x chains x (burn-in + draws x steps between)."""
+    llc = cfg.llc
+    return llc.num_checkpoints * llc.num_chains * (llc.num_burnin + llc.num_draws * llc.steps_between_draws)
+
+
+def _calibration_estimates(cfg: ExperimentConfig, assumed: tuple[int, int, int]) -> tuple[int, bool]:
+    """Number of LLC estimates the calibration makes, and whether it is the assumed grid."""
+    grid = cfg.llc.calibration
+    if grid is None:
+        runs, checkpoints, values = assumed
+        return runs * checkpoints * values, True
+    checkpoints = int(getattr(grid, "num_checkpoints", 1) or 1)
+    return len(grid.M) * checkpoints * len(grid.epsilon) * len(grid.gamma), False
+
+
+def _makespan(jobs: list[tuple[float, list[int]]], gpus: int) -> float:
+    """Greedy list schedule of ``(seconds, dependencies)`` jobs on ``gpus`` identical GPUs.
+
+    A free GPU takes the ready job that comes first in ``jobs`` (the order is the
+    priority); returns when the last job ends.
+    """
+    finish: dict[int, float] = {}
+    free = [0.0] * gpus
+    pending = list(range(len(jobs)))
+    while pending:
+        start = heapq.heappop(free)
+        # dependencies come earlier in ``jobs``, so the first pending job is always ready
+        ready = [j for j in pending if all(d in finish for d in jobs[j][1])]
+        candidates = [(max(start, max((finish[d] for d in jobs[j][1]), default=0.0)), j) for j in ready]
+        begin, job = min(candidates, key=lambda c: (c[0], c[1]))
+        finish[job] = begin + jobs[job][0]
+        pending.remove(job)
+        heapq.heappush(free, finish[job])
+    return max(finish.values(), default=0.0)
+
+
+def estimate_wall_time(
+    cfg: ExperimentConfig,
+    *,
+    train_steps_per_s: float,
+    chain_steps_per_s: float,
+    gpus: int = 1,
+    job_startup_s: float = 10.0,
+    cpu_overhead_s: float = 60.0,
+    assumed_calibration: tuple[int, int, int] = ASSUMED_CALIBRATION,
+) -> WallTime:
+    """Derived wall time of ``cfg`` on ``gpus`` GPUs from measured step rates.
+
+    Args:
+        train_steps_per_s: training steps/s of one ``train`` job (checkpoint predictions included).
+        chain_steps_per_s: SGLD chain-steps/s of the batched chains at ``llc.batch_size``
+            (all chains together: 8 chains x 100 steps in 1 s is 800).
+        job_startup_s: per GPU job (Python, torch and CUDA start-up, loading stores): assumed.
+        cpu_overhead_s: the CPU stages (tasks, baselines, evaluate, PCA, figures, claims)
+            and Snakemake itself, added once: assumed.
+        assumed_calibration: (runs, checkpoints, values) swept when the config has no
+            ``llc.calibration`` grid.
+    """
+    if train_steps_per_s <= 0 or chain_steps_per_s <= 0 or gpus < 1:
+        raise ValueError(
+            f"need positive rates and gpus >= 1; got train {train_steps_per_s}, chain {chain_steps_per_s}, gpus {gpus}"
+        )
+    runs = len(cfg.data.M)
+    per_run_chain_steps = llc_chain_steps(cfg)
+    estimates, assumed = _calibration_estimates(cfg, assumed_calibration)
+    per_estimate = cfg.llc.num_chains * (cfg.llc.num_burnin + cfg.llc.num_draws * cfg.llc.steps_between_draws)
+    calibration_steps = estimates * per_estimate
+    train_s = job_startup_s + cfg.training.steps / train_steps_per_s
+    llc_s = job_startup_s + per_run_chain_steps / chain_steps_per_s
+    calibration_s = job_startup_s + calibration_steps / chain_steps_per_s
+    # priority: every training first (the DAG's long pole), then the calibration, then the LLC runs
+    jobs: list[tuple[float, list[int]]] = [(train_s, []) for _ in range(runs)]
+    if assumed:
+        calibration_runs = list(range(min(runs, assumed_calibration[0])))
+    else:
+        calibration_runs = [cfg.data.M.index(M) for M in cfg.llc.calibration.M if M in cfg.data.M]
+    jobs.append((calibration_s, calibration_runs))
+    jobs.extend((llc_s, [i]) for i in range(runs))
+    return WallTime(
+        gpus=gpus,
+        runs=runs,
+        train_steps=cfg.training.steps,
+        llc_chain_steps_per_run=per_run_chain_steps,
+        calibration_chain_steps=calibration_steps,
+        calibration_assumed=assumed,
+        train_job_s=train_s,
+        llc_job_s=llc_s,
+        calibration_job_s=calibration_s,
+        gpu_work_s=runs * (train_s + llc_s) + calibration_s,
+        makespan_s=_makespan(jobs, gpus),
+        cpu_overhead_s=cpu_overhead_s,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _print_wall_time(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
+    print(f"wall time, DERIVED (not measured) from {args.train_steps_per_s:g} training steps/s and "
+          f"{args.chain_steps_per_s:g} SGLD chain-steps/s at SGLD batch {cfg.llc.batch_size}:")
+    for gpus in args.gpus:
+        t = estimate_wall_time(
+            cfg,
+            train_steps_per_s=args.train_steps_per_s,
+            chain_steps_per_s=args.chain_steps_per_s,
+            gpus=gpus,
+            job_startup_s=args.job_startup_s,
+            cpu_overhead_s=args.cpu_overhead_s,
+        )
+        if gpus == args.gpus[0]:
+            calibration = "assumed 2 runs x 3 checkpoints x 4 epsilon" if t.calibration_assumed else "from the config"
+            print(f"  per run: train {t.train_steps:,} steps = {_duration(t.train_job_s)}, "
+                  f"LLC {t.llc_chain_steps_per_run:,} chain-steps = {_duration(t.llc_job_s)}; "
+                  f"calibration {t.calibration_chain_steps:,} chain-steps = {_duration(t.calibration_job_s)} ({calibration})")
+            print(f"  all GPU jobs back to back: {_duration(t.gpu_work_s)} "
+                  f"(incl. {args.job_startup_s:g} s start-up per job, assumed)")
+        print(f"  on {gpus} GPU(s): {_duration(t.makespan_s)} of GPU jobs + {args.cpu_overhead_s:g} s CPU stages "
+              f"(assumed) = {_duration(t.total_s)}")
+
+
 def _gb(n: int) -> str:
     return f"{n / 1e9:8.2f} GB"
 
@@ -85,7 +251,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("experiment")
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--limit-gb", type=float, default=60.0, help="disk budget to check against")
+    parser.add_argument("--train-steps-per-s", type=float, default=None,
+                        help="measured training steps/s of one train job: prints the derived wall time")
+    parser.add_argument("--chain-steps-per-s", type=float, default=None,
+                        help="measured SGLD chain-steps/s (all chains together) at the experiment's llc.batch_size")
+    parser.add_argument("--gpus", type=int, nargs="+", default=[1], help="GPU counts to derive the wall time for")
+    parser.add_argument("--job-startup-s", type=float, default=10.0, help="assumed start-up per GPU job")
+    parser.add_argument("--cpu-overhead-s", type=float, default=60.0, help="assumed time of the CPU stages")
     args = parser.parse_args(argv)
+    if (args.train_steps_per_s is None) != (args.chain_steps_per_s is None):
+        parser.error("give both --train-steps-per-s and --chain-steps-per-s (or neither)")
     cfg = ExperimentConfig.from_config(load_yaml(args.config), args.experiment)
     b = estimate_budget(cfg)
     print(f"experiment {cfg.name}: {b.runs} runs, {b.checkpoint_steps} checkpoint steps, "
@@ -105,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{'fits' if b.total_disk <= args.limit_gb * 1e9 else 'DOES NOT FIT'})")
     print(f"  {'+ resume state while training':34s} {_gb(b.resume_state_per_run)} per concurrent run")
     print(f"peak memory: pca {_gb(b.pca_peak_memory)}, dMMSE chunk {_gb(b.dmmse_peak_memory)}")
+    if args.train_steps_per_s is not None:
+        _print_wall_time(cfg, args)
 
 
 if __name__ == "__main__":

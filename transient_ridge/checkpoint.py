@@ -52,8 +52,10 @@ def save_checkpoint(
     step: int,
     M: float,
     experiment_config: str,
+    precision: str = "fp32",
 ) -> None:
-    """Write one checkpoint: weights, step, M, model config and experiment config (JSON)."""
+    """Write one checkpoint: weights, step, M, model config, experiment config (JSON) and the
+    training precision (``training.precision``: fp32, tf32 or bf16) the weights were trained in."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"checkpoint {path} exists; checkpoints are never overwritten")
@@ -64,6 +66,7 @@ def save_checkpoint(
             "M": float(M),
             "model_config": model.config.to_dict(),
             "experiment_config": experiment_config,
+            "precision": precision,
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         },
         path,
@@ -102,7 +105,8 @@ def load_checkpoint(
             (the differing fields are named otherwise).
     Returns:
         the model (eval mode, on ``device``) and the checkpoint's metadata
-        (``step``, ``M``, ``model_config``, ``experiment_config``).
+        (``step``, ``M``, ``model_config``, ``experiment_config``, and ``precision``
+        in checkpoints written since it was recorded).
     """
     from .archive import NO_WEIGHTS_NOTE
 

@@ -20,6 +20,7 @@ import yaml
 
 __all__ = [
     "ConfigError",
+    "PRECISIONS",
     "DataConfig",
     "SeedConfig",
     "ProbeConfig",
@@ -38,6 +39,11 @@ __all__ = [
     "load_yaml",
     "validate_config",
 ]
+
+
+# training.precision values (applied by transient_ridge.precision; defined here so that the
+# config stays importable without torch)
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -215,8 +221,14 @@ class TrainingConfig:
     weight_decay: float = 0.0
     log_every: int = 500
     resume_every: int = 1000
+    precision: str = "fp32"  # fp32 | tf32 | bf16: see transient_ridge.precision
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"training.precision: {self.precision!r} is not allowed; allowed: {', '.join(PRECISIONS)} "
+                "(fp32 is the reference; see transient_ridge/precision.py)"
+            )
         if isinstance(self.schedule, Mapping):
             object.__setattr__(self, "schedule", _build(ScheduleConfig, self.schedule, "training.schedule"))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))

@@ -15,10 +15,12 @@ when the run is complete.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from .checkpoint import atomic_torch_save, checkpoint_path, save_checkpoint
 from .config import ExperimentConfig
 from .data import sample_batch, task_set
 from .model import InContextRegressionTransformer, ModelConfig
+from .precision import training_precision
 from .schedule import checkpoint_steps, learning_rate, weight_steps
 from .store import provenance_attrs, replace_directory, write_dataset
 
@@ -40,6 +43,7 @@ __all__ = [
     "model_config_for",
     "init_model",
     "predict",
+    "train_step",
     "train_run",
 ]
 
@@ -123,6 +127,28 @@ def predict(
     return torch.cat(outputs).float().cpu().numpy()
 
 
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """One Adam step on the mean squared error of a batch ``x (B, K, D)``, ``y (B, K)``.
+
+    ``autocast()`` wraps the forward pass and the loss (bf16: see
+    :func:`transient_ridge.precision.training_precision`); the backward pass and
+    the optimizer step run outside it, on the float32 weights. Returns the loss
+    (a device tensor: reading it synchronises, so the caller does that rarely).
+    """
+    with autocast():
+        loss = torch.mean((model(x, y) - y) ** 2)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def _predict_probes(
     model: torch.nn.Module, probes: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_size: int
 ) -> dict[str, np.ndarray]:
@@ -181,7 +207,7 @@ def _predictions_dataset(
             "ood_sequence": np.arange(arrays["pred_ood"].shape[1]),
             "id_sequence": np.arange(arrays["pred_id"].shape[1]),
         },
-        attrs={"M": float(M), **provenance_attrs(cfg.name, cfg.to_json())},
+        attrs={"M": float(M), "precision": cfg.training.precision, **provenance_attrs(cfg.name, cfg.to_json())},
     )
 
 
@@ -205,9 +231,30 @@ def train_run(
         tasks: the nested task sequence ``(Mmax, D)``.
         probes: the fixed probe sets predicted at every checkpoint.
         stop_after: stop (as if killed) once this step is reached; for tests.
+
+    The run trains in ``training.precision`` (:mod:`transient_ridge.precision`):
+    TF32 or IEEE float32 matmuls for the whole run, checkpoint predictions
+    included; for bf16, autocast around each step's forward pass and loss.
+
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (names M and the step).
     """
+    with training_precision(cfg.training.precision, device) as autocast:
+        _train_run(cfg, M, tasks, probes, run_dir, device=device, stop_after=stop_after, autocast=autocast)
+
+
+def _train_run(
+    cfg: ExperimentConfig,
+    M: float,
+    tasks: np.ndarray,
+    probes: ProbeInputs,
+    run_dir: str | Path,
+    *,
+    device: torch.device | str,
+    stop_after: int | None,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> None:
+    """The body of :func:`train_run`; ``autocast()`` gives the context of each step's forward pass."""
     run_dir = Path(run_dir)
     resume_dir = run_dir / ".resume"
     staged_checkpoints = resume_dir / "checkpoints"
@@ -277,7 +324,12 @@ def train_run(
         records[at_step] = _predict_probes(model, probe_tensors, eval_batch)
         if at_step in keep_weights and not checkpoint_path(staged_checkpoints, at_step).exists():
             save_checkpoint(
-                checkpoint_path(staged_checkpoints, at_step), model, step=at_step, M=M, experiment_config=config_json
+                checkpoint_path(staged_checkpoints, at_step),
+                model,
+                step=at_step,
+                M=M,
+                experiment_config=config_json,
+                precision=train_cfg.precision,
             )
 
     def save_state(at_step: int) -> None:
@@ -316,10 +368,7 @@ def train_run(
         lr = learning_rate(step, total, train_cfg.lr, train_cfg.schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = torch.mean((model(x, y) - y) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, optimizer, x, y, autocast)
         step += 1
         if step in record_steps or step % train_cfg.log_every == 0 or step == total:
             loss_value = float(loss.detach())  # synchronises with the device: only now and then

@@ -1,0 +1,42 @@
+"""benchmarks/bench_training.py: the vmapped ensemble binds every random generator to the target device.
+
+On CUDA a generator must live on the device it draws for; a bare ``torch.Generator()``
+is a CPU one and fails there. Without a GPU the test records the device every
+generator is created with and requires it to be named, and to be the target device.
+"""
+
+import sys
+
+import torch
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_training  # noqa: E402
+
+from transient_ridge.model import ModelConfig  # noqa: E402
+
+
+def test_ensemble_binds_every_generator_to_the_device(monkeypatch):
+    created = []
+    real_generator = torch.Generator
+
+    class RecordingGenerator(real_generator):
+        def __new__(cls, device=None):  # None: created without naming a device, i.e. a CPU generator
+            created.append(None if device is None else torch.device(device))
+            return super().__new__(cls, "cpu" if device is None else device)
+
+    monkeypatch.setattr(torch, "Generator", RecordingGenerator)
+    device = torch.device("cpu")
+    config = ModelConfig(D=2, K=4, n_layer=1, d_model=8, n_head=2, d_mlp=8)
+    rate = bench_training.ensemble_steps_per_second(config, 4, device, steps=2, members=2, warmup=1)
+    assert rate > 0 and created
+    assert all(d == device for d in created), created
+
+
+def test_member_tasks_do_not_depend_on_the_device():
+    on_cpu = bench_training.member_tasks(3, 4, torch.device("cpu"))
+    on_meta = bench_training.member_tasks(3, 4, torch.device("meta"))
+    assert [t.device.type for t in on_meta] == ["meta"] * 3
+    assert [t.shape for t in on_meta] == [t.shape for t in on_cpu] == [(16, 4)] * 3
+    assert not torch.equal(on_cpu[0], on_cpu[1])
