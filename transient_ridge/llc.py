@@ -295,7 +295,8 @@ class SGLDLearningCoefficient:
         with torch.no_grad():
             # Burn-in: every step. Draws: the last step of each group of `every`.
             trace = torch.cat((step_losses[:burnin], step_losses[burnin + every - 1 :: every])).T  # (C, burnin + draws)
-            weights_finite = torch.stack([torch.isfinite(t).flatten(1).all(dim=1) for t in theta]).all(dim=0)  # (C,)
+            # reshape, not flatten(1): a 0-dim parameter is held as a (C,) tensor
+            weights_finite = torch.stack([torch.isfinite(t).reshape(C, -1).all(dim=1) for t in theta]).all(dim=0)  # (C,)
 
         trace_np = trace.detach().to(device="cpu", dtype=torch.float64).numpy()
         failed = ~np.isfinite(trace_np).all(axis=1) | ~weights_finite.cpu().numpy()
