@@ -21,6 +21,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from transient_ridge.llc_calibration import choose_epsilon
+from transient_ridge.plotting._style import format_number
 from transient_ridge.figures import (
     FIGURE_NAMES,
     FIGURE_OPTIONAL_STORES,
@@ -553,3 +554,53 @@ def test_llc_over_time_rings_estimates_whose_chains_spiked(inputs: FigureInputs)
     assert list(rings[0].get_xdata()) == [first]
     assert to_rgb(rings[0].get_markeredgecolor()) == to_rgb(m_colors(list(inputs.outputs))[8.0])
     assert any("unreliable" in t.get_text() for legend in fig.legends for t in legend.get_texts())
+
+
+def _crosses(fig: Figure) -> list:
+    return [line for ax in fig.axes for line in ax.get_lines() if line.get_marker() == "X" and len(line.get_xdata())]
+
+
+def test_llc_over_time_marks_failed_estimates_and_leaves_them_off_the_line(inputs: FigureInputs) -> None:
+    llc = inputs.llc.copy(deep=True)
+    n_chains = llc.sizes["chain"]
+    recorded = np.isfinite(llc["llc_mean"].values)
+    llc["failed_chains"] = (("M", "step"), np.where(recorded, 0.0, np.nan))
+    row = llc["llc_mean"].sel(M=8.0)
+    first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
+    for name in ("llc_mean", "llc_std", "loss_trace", "llc_chain"):
+        llc[name].loc[{"M": 8.0, "step": first}] = np.nan  # every chain diverged
+    llc["failed_chains"].loc[{"M": 8.0, "step": first}] = n_chains
+    fig = draw_figure("fig_llc_over_time", FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc))
+    crosses = _crosses(fig)
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [first]
+    color = to_rgb(m_colors(list(inputs.outputs))[8.0])
+    lines = [line for line in fig.axes[0].get_lines() if to_rgb(line.get_color()) == color and line.get_linestyle() == "-"]
+    assert lines and all(first not in list(line.get_xdata()) for line in lines)
+    assert any("failed" in t.get_text() for legend in fig.legends for t in legend.get_texts())
+
+
+def test_llc_over_time_leaves_unreliable_estimates_off_the_line(inputs: FigureInputs) -> None:
+    llc = inputs.llc.copy(deep=True)
+    llc["failed_chains"] = (("M", "step"), np.where(np.isfinite(llc["llc_mean"].values), 0.0, np.nan))
+    row = llc["llc_mean"].sel(M=8.0)
+    first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
+    llc["failed_chains"].loc[{"M": 8.0, "step": first}] = 1  # one chain diverged, the others gave a number
+    fig = draw_figure("fig_llc_over_time", FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc))
+    rings = _rings(fig)
+    assert len(rings) == 1 and list(rings[0].get_xdata()) == [first]
+    color = to_rgb(m_colors(list(inputs.outputs))[8.0])
+    lines = [line for line in fig.axes[0].get_lines() if to_rgb(line.get_color()) == color and line.get_linestyle() == "-"]
+    assert lines and all(first not in list(line.get_xdata()) for line in lines)
+
+
+def test_llc_calibration_figure_shows_the_choice_and_every_point(inputs: FigureInputs) -> None:
+    cal = inputs.llc_calibration
+    fig = draw_figure("fig_llc_calibration", inputs)
+    chosen = float(cal["chosen_epsilon"])
+    n_panels = 2 * cal.sizes["M"] * cal.sizes["step"]
+    vlines = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(vlines) == n_panels and all(list(line.get_xdata()) == [chosen, chosen] for line in vlines)
+    # every (epsilon) point of every panel is drawn as exactly one status marker
+    markers = sum(len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines() if line.get_marker() in ("o", "X"))
+    assert markers == n_panels * cal.sizes["epsilon"]
+    assert f"chosen ε = {format_number(chosen)}" in fig.get_suptitle()
