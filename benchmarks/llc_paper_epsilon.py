@@ -64,7 +64,7 @@ def main() -> None:
             opt.step()
             if (i + 1) % 50 == 0:
                 rate = (i + 1) / (time.perf_counter() - start)
-                print(f"train step {i + 1}: loss {float(loss):.4f} ({rate:.2f} steps/s)", flush=True)
+                print(f"train step {i + 1}: loss {loss.item():.4f} ({rate:.2f} steps/s)", flush=True)
         torch.save(model.state_dict(), cache)
     model.eval()
     chunks = [sample_batch(tasks, seed=1, step=i, batch_size=1024, K=cfg.K, D=cfg.D, noise_variance=0.125)
@@ -73,8 +73,8 @@ def main() -> None:
     print(f"paper model ({sum(p.numel() for p in model.parameters())} parameters) after {args.train_steps} Adam "
           f"steps; gamma={args.gamma:g} nbeta={args.nbeta:g} chains={args.chains} burn-in={args.burnin} "
           f"draws={args.draws} batch={args.batch_size} n={len(y)} threads={args.threads}", flush=True)
-    print("| ε | failed chains | trace peak / ℓ_n(w*) | LLC ± s.e. | wall s |")
-    print("| --- | --- | --- | --- | --- |", flush=True)
+    print("| ε | failed chains | ℓ_n(w*) | trace peak / ℓ_n(w*) | LLC ± s.e. | wall s |")
+    print("| --- | --- | --- | --- | --- | --- |", flush=True)
     for eps in args.epsilon:
         est = SGLDLearningCoefficient(epsilon=eps, gamma=args.gamma, nbeta=args.nbeta, num_chains=args.chains,
                                       num_burnin=args.burnin, num_draws=args.draws, batch_size=args.batch_size,
@@ -83,12 +83,12 @@ def main() -> None:
         try:
             est.fit(model, F.mse_loss, (x, y), y)
         except RuntimeError:
-            print(f"| {eps:.0e} | {args.chains}/{args.chains} | diverged | n/a | {time.perf_counter() - start:.0f} |",
+            print(f"| {eps:.0e} | {args.chains}/{args.chains} | | diverged | n/a | {time.perf_counter() - start:.0f} |",
                   flush=True)
             continue
         peak = float(trace_peak_ratio(est.loss_trace_, est.init_loss_))
         flag = " (spiked)" if peak > SPIKE_RATIO else ""
-        print(f"| {eps:.0e} | {int(np.sum(est.failed_chains_))}/{args.chains} | {peak:.2f}{flag} | "
+        print(f"| {eps:.0e} | {int(np.sum(est.failed_chains_))}/{args.chains} | {est.init_loss_:.3f} | {peak:.2f}{flag} | "
               f"{est.llc_mean_:.1f} ± {est.llc_sem_:.1f} | {est.elapsed_s_:.0f} |", flush=True)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from ..llc_health import FAILED, SOUND, SPIKE_RATIO, UNRELIABLE, estimate_status, trace_peak_ratio
 from ._style import (
@@ -317,7 +318,12 @@ def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figur
                     ax.axvline(chosen, color="black", linestyle="--", linewidth=0.8, zorder=1)
             ax_peak.axhline(SPIKE_RATIO, color="0.5", linestyle=":", linewidth=0.8, zorder=1)
             ax_peak.set_yscale("log")
+            ax_peak.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax_peak.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax_peak.yaxis.set_minor_formatter(NullFormatter())
             ax_llc.set_xscale("log")
+            ax_llc.set_xticks(eps, [format_number(e) for e in eps])
+            ax_llc.xaxis.set_minor_locator(NullLocator())
             ax_llc.set_title(f"$M$ = {format_M(M)}, step {step}", pad=2)
             if s == 0:
                 ax_llc.set_ylabel("LLC $\\hat\\lambda$")
