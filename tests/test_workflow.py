@@ -155,3 +155,17 @@ def test_diverged_llc_estimates_do_not_stop_the_workflow(tiny_block, tmp_path):
     steps = llc.sizes["step"]
     assert f"0 sound, 0 unreliable (" in claims and f"{2 * steps} failed (every chain diverged" in claims
     assert (workdir / "results/tiny/figures/fig_llc_over_time.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("epsilon, calibrates", [("auto", True), (1e-3, False)])
+def test_llc_run_waits_for_the_calibration_only_when_epsilon_is_auto(tiny_block, tmp_path, epsilon, calibrates):
+    tiny_block["llc"]["epsilon"] = epsilon
+    config = _write_tiny_config(tmp_path / "eps.yaml", tiny_block)
+    common = ("--configfile", config, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path / "work"))
+    result = _snakemake("-n", "results/tiny/runs/M4/llc.zarr", *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("llc_calibration" in _job_counts(result.stdout)) == calibrates, result.stdout[-3000:]
+    # either way the experiment's target builds the calibration store and its figure
+    result = _snakemake("-n", "tiny", *common)
+    counts = _job_counts(result.stdout)
+    assert counts.get("llc_calibration") == 1 and counts.get("fig_llc_calibration") == 1, result.stdout[-3000:]
