@@ -3,13 +3,15 @@
     python benchmarks/llc_epsilon_scan.py --experiment transient --M 8 --steps 2000 60000
     python benchmarks/llc_epsilon_scan.py --M 8 --steps 2000 --epsilon 1e-3 3e-4 1e-4 --burnin 100 --draws 200
 
-Runs the calibration rule's sweep (``build_calibration_dataset``: the experiment's
-γ, nβ, chains, batch and seed; ε, burn-in and draws from the command line) on the
-checkpoints of ``results/{experiment}/runs/M{M}/`` at the given steps, where the
-rule itself only sees the final one, and prints per (step, ε) the estimate, the
-largest loss the chains reached and the mean loss over the last 50 draws. A
-healthy ε gives traces that stay within a few times the initial loss and an
-estimate that changes little when ε is halved.
+Runs the calibration's sweep (``build_calibration_dataset``: the experiment's
+γ, nβ, chains, batch and the per-step seed of ``llc_run``; ε, burn-in and draws
+from the command line) on the checkpoints of ``results/{experiment}/runs/M{M}/``
+at the given steps (the ``llc_calibration`` rule uses an early, a middle and the
+final LLC checkpoint), and prints per (step, ε) the estimate, the largest loss the
+chains reached and the mean loss over the last 50 draws, then the ε the
+calibration rule (docs/llc.md) would choose from these points. A healthy ε gives
+traces that stay within a few times the initial loss and an estimate that changes
+little when ε is halved.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def main() -> None:
     M = math.inf if args.M == "inf" else float(args.M)
     grid = LLCCalibrationConfig(M=(M,), epsilon=tuple(args.epsilon), gamma=(cfg.llc.gamma,))
     llc = dataclasses.replace(cfg.llc, num_burnin=args.burnin, num_draws=args.draws, calibration=grid)
+    if llc.epsilon_is_auto:
+        llc = dataclasses.replace(llc, epsilon=min(args.epsilon))  # the sweep sets epsilon itself
     cfg = dataclasses.replace(cfg, llc=llc)
     results = REPO / "results" / args.experiment
     tasks = tasks_from_dataset(open_dataset(results / "data" / "tasks.zarr"))
@@ -54,15 +58,16 @@ def main() -> None:
     print(f"{args.experiment} M={args.M}: gamma={llc.gamma:g} nbeta={llc.nbeta:g} "
           f"chains={llc.num_chains} burn-in={args.burnin} draws={args.draws}")
     print(f"{'step':>7s} {'epsilon':>8s} {'LLC':>14s} {'init loss':>9s} {'trace max':>9s} {'last-50 mean':>12s}")
-    for step in args.steps:
-        sweep = build_calibration_dataset(cfg, checkpoints, tasks, step=step).sel(M=M, gamma=llc.gamma)
-        for epsilon in args.epsilon:
-            at = sweep.sel(epsilon=epsilon)
+    sweep = build_calibration_dataset(cfg, checkpoints, tasks, steps=args.steps)
+    for step in sweep["step"].values:
+        at_step = sweep.sel(M=M, gamma=llc.gamma, step=step)
+        for epsilon in sweep["epsilon"].values:
+            at = at_step.sel(epsilon=epsilon)
             trace = at["loss_trace"]
-            print(f"{step:7d} {epsilon:8.1e} {float(at['llc_mean']):7.2f} ± {float(at['llc_std']):4.2f} "
-                  f"{float(sweep['init_loss']):9.3f} {float(trace.max()):9.2f} "
+            print(f"{int(step):7d} {epsilon:8.1e} {float(at['llc_mean']):7.2f} ± {float(at['llc_std']):4.2f} "
+                  f"{float(at_step['init_loss']):9.3f} {float(trace.max()):9.2f} "
                   f"{float(trace.isel(draw=slice(-50, None)).mean()):12.3f}", flush=True)
-
+    print(f"calibration rule: epsilon = {float(sweep['chosen_epsilon']):g} ({sweep.attrs['choice_reason']})")
 
 if __name__ == "__main__":
     main()

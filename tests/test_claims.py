@@ -5,7 +5,16 @@ import math
 import numpy as np
 import xarray as xr
 
-from transient_ridge.claims import check_claims, claims_json, claims_markdown, measure_transience, ridge_dmmse_gap
+from transient_ridge.claims import (
+    calibration_report,
+    check_claims,
+    claims_json,
+    claims_markdown,
+    llc_health_report,
+    llc_sections_markdown,
+    measure_transience,
+    ridge_dmmse_gap,
+)
 
 
 def _outputs(M, ood, ridge, dmmse):
@@ -142,3 +151,53 @@ def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
     llc["loss_trace"][1, 0, 1, 3] = 0.5
     llc["loss_trace"][1, 1, 0, 0] = 50.0
     assert {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"].holds
+
+
+def test_llc_claim_refuses_a_failed_final_estimate_and_claims_md_shows_it():
+    steps = 6
+    outputs = {
+        1.0: _outputs(1.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
+        16.0: _outputs(16.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
+    }
+    baselines = xr.Dataset({"loss_ridge_ood": ("token", [1.0])})
+    pca = xr.Dataset(
+        {"predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0]]),
+         "trajectory": (("M", "step", "pc"), np.zeros((2, 2, 2))), "explained_variance_ratio": ("pc", [0.5, 0.2])},
+        coords={"predictor": ["ridge", "dmmse_M1"], "pc": [1, 2], "M": [1.0, 16.0]},
+    )
+    trace = np.full((2, 2, 2, 5), 0.5)
+    trace[1, 1] = np.nan  # M=16, final step: every chain diverged
+    llc = xr.Dataset(
+        {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, np.nan]]),
+         "failed_chains": (("M", "step"), [[0, 0], [0, 2]]),
+         "init_loss": (("M", "step"), np.full((2, 2), 0.25)),
+         "loss_trace": (("M", "step", "chain", "draw"), trace)},
+        coords={"M": [1.0, 16.0], "step": [10, 50]},
+        attrs={"epsilon": 1e-3, "epsilon_source": "config", "gamma": 100.0},
+    )
+    claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"]
+    # the failed final estimate is not replaced by the earlier one (3.0 > 2.0 would hold)
+    assert not claim.holds and claim.evidence["unsound_runs"] == ["16"]
+    assert claim.evidence["final_status"] == {"1": "sound", "16": "failed"}
+    health = llc_health_report(llc)
+    assert health["counts"] == {"sound": 3, "unreliable": 0, "failed": 1}
+    assert health["not_sound"][0]["M"] == "16" and health["not_sound"][0]["step"] == 50
+    text = claims_markdown("x", [claim], llc_sections_markdown(health, None))
+    assert "1 failed (every chain diverged" in text and "| 16 | 50 | failed |" in text
+    assert '"failed": 1' in claims_json("x", [claim], {"llc_health": health})
+
+
+def test_calibration_table_shows_the_chosen_epsilon():
+    dims3, dims4 = ("M", "step", "epsilon"), ("M", "step", "epsilon", "gamma")
+    mean = np.array([[[[5.0], [5.2]]]])
+    cal = xr.Dataset(
+        {"llc_mean": (dims4, mean), "llc_sem": (dims4, 0.1 * mean), "failed_chains": (dims4, np.zeros_like(mean, int)),
+         "trace_peak": (dims4, np.full_like(mean, 2.0)), "healthy": (dims3, np.ones((1, 1, 2), bool)),
+         "plateau": (dims3, [[[False, True]]]), "accepted": (dims3, [[[False, True]]]), "chosen_epsilon": ((), 1e-3)},
+        coords={"M": [math.inf], "step": [100], "epsilon": [3e-4, 1e-3], "gamma": [100.0]},
+        attrs={"chosen_gamma": 100.0, "rule_satisfied": 1, "choice_reason": "because"},
+    )
+    report = calibration_report(cal)
+    assert report["chosen_epsilon"] == 1e-3 and report["rule_satisfied"] and len(report["rows"]) == 2
+    text = "\n".join(llc_sections_markdown(None, report))
+    assert "Chosen ε = **0.001**" in text and "| inf | 100 | 0.001 | 5.2 ± 0.52 | 0 | 2 | yes | yes | yes |" in text

@@ -20,6 +20,8 @@ import xarray as xr
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from transient_ridge.llc_calibration import choose_epsilon
+from transient_ridge.plotting._style import format_number
 from transient_ridge.figures import (
     FIGURE_NAMES,
     FIGURE_OPTIONAL_STORES,
@@ -38,7 +40,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "plot_fi
 PAPER_NAMES = {
     "fig1_ood_loss", "fig1_distances", "fig1_pca", "fig3_loss_vs_M", "fig3_llc_vs_M",
     "figB_id_loss", "figC_pca_pairs", "figE_token_loadings", "figF_llc_traces",
-    "fig_llc_over_time", "fig1", "fig3",
+    "fig_llc_over_time", "fig_llc_calibration", "fig1", "fig3",
 }  # fmt: skip
 
 
@@ -194,26 +196,42 @@ def synthetic_inputs(
 
     n_eps, n_gamma = calibration_grid
     cal_M = Ms[:1]
-    cal_init = np.ones(len(cal_M))
-    cal_mean = rng.uniform(5, 15, size=(len(cal_M), n_eps, n_gamma))
+    cal_steps = llc_at
+    shape = (len(cal_M), len(cal_steps), n_eps, n_gamma)
+    cal_init = np.ones(shape[:2])
+    cal_mean = rng.uniform(5, 15, size=shape)
+    cal_peak = rng.uniform(1.5, 3.0, size=shape)
+    cal_peak[..., -1, :] = 30.0  # the largest epsilon spikes
+    failed = np.zeros(shape, dtype=np.int64)
+    choice = choose_epsilon(
+        np.logspace(-5, -4, n_eps), cal_mean[..., 0].reshape(-1, n_eps), 0.05 * cal_mean[..., 0].reshape(-1, n_eps),
+        failed[..., 0].reshape(-1, n_eps), cal_peak[..., 0].reshape(-1, n_eps),
+    )
+    dims3, dims4 = ("M", "step", "epsilon"), ("M", "step", "epsilon", "gamma")
     llc_calibration = xr.Dataset(
         {
-            "llc_mean": (("M", "epsilon", "gamma"), cal_mean),
-            "llc_std": (("M", "epsilon", "gamma"), 0.1 * cal_mean),
-            "loss_trace": (
-                ("M", "epsilon", "gamma", "chain", "draw"),
-                traces((len(cal_M), n_eps, n_gamma), np.broadcast_to(cal_init[:, None, None], (len(cal_M), n_eps, n_gamma))),
-            ),
-            "init_loss": ("M", cal_init),
+            "llc_mean": (dims4, cal_mean),
+            "llc_std": (dims4, 0.1 * cal_mean),
+            "llc_sem": (dims4, 0.05 * cal_mean),
+            "failed_chains": (dims4, failed),
+            "trace_peak": (dims4, cal_peak),
+            "loss_trace": ((*dims4, "chain", "draw"), traces(shape, np.broadcast_to(cal_init[:, :, None, None], shape))),
+            "init_loss": (("M", "step"), cal_init),
+            "healthy": (dims3, choice.healthy.reshape(shape[:3])),
+            "plateau": (dims3, choice.plateau.reshape(shape[:3])),
+            "accepted": (dims3, choice.accepted.reshape(shape[:3])),
+            "chosen_epsilon": ((), choice.epsilon),
         },
         coords={
             "M": cal_M,
+            "step": cal_steps,
             "epsilon": np.logspace(-5, -4, n_eps),
             "gamma": np.logspace(2, 3, n_gamma),
             "chain": np.arange(n_chains),
             "draw": np.arange(n_draws),
         },
-        attrs=sgld,
+        attrs={**sgld, "chosen_gamma": 100.0, "rule_satisfied": int(choice.rule_satisfied),
+               "choice_reason": choice.reason},
     )
     return FigureInputs(
         outputs=outputs, baselines=baselines, pca=pca, llc=llc, llc_calibration=llc_calibration
@@ -311,6 +329,8 @@ def test_edge_cases_still_draw() -> None:
     llc["llc_mean"] = llc["llc_mean"].where(llc["M"] != 16.0)
     small = FigureInputs(outputs=small.outputs, baselines=small.baselines, pca=small.pca, llc=llc)
     for name in FIGURE_NAMES:
+        if "llc_calibration" in FIGURE_STORES[name]:
+            continue  # needs the calibration store
         assert isinstance(draw_figure(name, small, {"llc_error": "sem"}), Figure)
 
 
@@ -534,3 +554,53 @@ def test_llc_over_time_rings_estimates_whose_chains_spiked(inputs: FigureInputs)
     assert list(rings[0].get_xdata()) == [first]
     assert to_rgb(rings[0].get_markeredgecolor()) == to_rgb(m_colors(list(inputs.outputs))[8.0])
     assert any("unreliable" in t.get_text() for legend in fig.legends for t in legend.get_texts())
+
+
+def _crosses(fig: Figure) -> list:
+    return [line for ax in fig.axes for line in ax.get_lines() if line.get_marker() == "X" and len(line.get_xdata())]
+
+
+def test_llc_over_time_marks_failed_estimates_and_leaves_them_off_the_line(inputs: FigureInputs) -> None:
+    llc = inputs.llc.copy(deep=True)
+    n_chains = llc.sizes["chain"]
+    recorded = np.isfinite(llc["llc_mean"].values)
+    llc["failed_chains"] = (("M", "step"), np.where(recorded, 0.0, np.nan))
+    row = llc["llc_mean"].sel(M=8.0)
+    first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
+    for name in ("llc_mean", "llc_std", "loss_trace", "llc_chain"):
+        llc[name].loc[{"M": 8.0, "step": first}] = np.nan  # every chain diverged
+    llc["failed_chains"].loc[{"M": 8.0, "step": first}] = n_chains
+    fig = draw_figure("fig_llc_over_time", FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc))
+    crosses = _crosses(fig)
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [first]
+    color = to_rgb(m_colors(list(inputs.outputs))[8.0])
+    lines = [line for line in fig.axes[0].get_lines() if to_rgb(line.get_color()) == color and line.get_linestyle() == "-"]
+    assert lines and all(first not in list(line.get_xdata()) for line in lines)
+    assert any("failed" in t.get_text() for legend in fig.legends for t in legend.get_texts())
+
+
+def test_llc_over_time_leaves_unreliable_estimates_off_the_line(inputs: FigureInputs) -> None:
+    llc = inputs.llc.copy(deep=True)
+    llc["failed_chains"] = (("M", "step"), np.where(np.isfinite(llc["llc_mean"].values), 0.0, np.nan))
+    row = llc["llc_mean"].sel(M=8.0)
+    first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
+    llc["failed_chains"].loc[{"M": 8.0, "step": first}] = 1  # one chain diverged, the others gave a number
+    fig = draw_figure("fig_llc_over_time", FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc))
+    rings = _rings(fig)
+    assert len(rings) == 1 and list(rings[0].get_xdata()) == [first]
+    color = to_rgb(m_colors(list(inputs.outputs))[8.0])
+    lines = [line for line in fig.axes[0].get_lines() if to_rgb(line.get_color()) == color and line.get_linestyle() == "-"]
+    assert lines and all(first not in list(line.get_xdata()) for line in lines)
+
+
+def test_llc_calibration_figure_shows_the_choice_and_every_point(inputs: FigureInputs) -> None:
+    cal = inputs.llc_calibration
+    fig = draw_figure("fig_llc_calibration", inputs)
+    chosen = float(cal["chosen_epsilon"])
+    n_panels = 2 * cal.sizes["M"] * cal.sizes["step"]
+    vlines = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(vlines) == n_panels and all(list(line.get_xdata()) == [chosen, chosen] for line in vlines)
+    # every (epsilon) point of every panel is drawn as exactly one status marker
+    markers = sum(len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines() if line.get_marker() in ("o", "X"))
+    assert markers == n_panels * cal.sizes["epsilon"]
+    assert f"chosen ε = {format_number(chosen)}" in fig.get_suptitle()

@@ -152,6 +152,43 @@ def test_monomial_quadrature_tends_to_the_rlct():
     assert monomial_posterior_mean(1e6, 1.0, 0) == pytest.approx(0.5, abs=1e-5)
 
 
+class SquaredScalar(nn.Module):
+    """f(x) = a² · x with one 0-dimensional parameter a, starting at 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros((), dtype=DTYPE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a**2 * x
+
+
+def quartic_posterior_mean(nbeta: float, gamma: float) -> float:
+    """E[nβ a⁴] under exp(−nβ a⁴ − γ/2 a²), by quadrature (1/4 exactly at γ = 0)."""
+    a = np.linspace(0.0, 12.0 / nbeta**0.25, 400_001)
+    weight = np.exp(-nbeta * a**4 - gamma * a**2 / 2)
+    return float(np.trapezoid(weight * nbeta * a**4, a) / np.trapezoid(weight, a))
+
+
+def test_a_zero_dimensional_parameter_gives_the_quartic_rlct():
+    # y = a² x with truth a = 0: ℓ_n(a) = a⁴ mean(x²) = a⁴, so λ = 1/4
+    # (one variable, K(a) = a⁴). A scalar nn.Parameter is held as a (C,)
+    # tensor by the batched chains. nβ = 1e4 puts the posterior at a ≈ 0.1,
+    # where the curvature 12 nβ a² ≈ 1.2e3 makes ε = 1e-4 a 6 % step.
+    # Seeds 0-4 give z = +0.4, +2.0, +0.1, +1.6, +1.5 against the quadrature.
+    x = whitened_inputs(1000, 1, seed=3)[:, 0]
+    y = torch.zeros(1000, dtype=DTYPE)
+    settings = dict(epsilon=1e-4, gamma=1.0, nbeta=1e4)
+    est = SGLDLearningCoefficient(
+        **settings, num_chains=16, num_burnin=200, num_draws=2000, batch_size=100, seed=0
+    ).fit(SquaredScalar(), F.mse_loss, (x,), y)
+    assert est.num_params_ == 1 and not est.failed_chains_.any()
+    assert est.llc_sem_ < 0.1 * 0.25
+    assert quartic_posterior_mean(1e4, 0.0) == pytest.approx(0.25, rel=1e-6)
+    assert_within_3se(est, 0.25)
+    assert_within_3se(est, quartic_posterior_mean(settings["nbeta"], settings["gamma"]))
+
+
 def aoyagi_rlct(M: int, N: int, H: int, r: int) -> float:
     """RLCT of reduced-rank regression y = BAx, A: (H, M), B: (N, H), true rank r.
 

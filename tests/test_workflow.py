@@ -7,6 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -126,3 +127,45 @@ def test_adding_an_M_trains_only_the_new_run(tiny_block, tmp_path):
     result = _snakemake("-n", *targets, "--configfile", wider, *common)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _job_counts(result.stdout)["train"] == 3, result.stdout[-3000:]
+
+
+def test_diverged_llc_estimates_do_not_stop_the_workflow(tiny_block, tmp_path):
+    # An explicit epsilon far too large for the model makes every SGLD chain of
+    # every estimate diverge. llc_run stores them as failed and exits 0; the
+    # gather, the figure and the claims still run and show the failure.
+    workdir = tmp_path / "work"
+    tiny_block["data"]["M"] = [1, "inf"]
+    tiny_block["llc"]["epsilon"] = 1.0e9
+    tiny_block["llc"].pop("calibration")
+    config = _write_tiny_config(tmp_path / "diverge.yaml", tiny_block)
+    targets = ["results/tiny/figures/fig_llc_over_time.png", "results/tiny/claims.md"]
+    result = _snakemake(
+        "-c", "2", *targets, "--configfile", config, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from transient_ridge.store import open_dataset
+
+    llc = open_dataset(workdir / "results/tiny/llc.zarr")
+    assert np.isnan(llc["llc_mean"]).all()
+    assert (llc["failed_chains"] == tiny_block["llc"]["num_chains"]).all()
+    assert llc.attrs["epsilon"] == 1.0e9 and llc.attrs["epsilon_source"] == "config"
+    log = (workdir / "logs/tiny/llc/M1.log").read_text()
+    assert "WARNING" in log and "SGLD chains diverged with epsilon=1e+09" in log
+    claims = (workdir / "results/tiny/claims.md").read_text()
+    steps = llc.sizes["step"]
+    assert f"0 sound, 0 unreliable (" in claims and f"{2 * steps} failed (every chain diverged" in claims
+    assert (workdir / "results/tiny/figures/fig_llc_over_time.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("epsilon, calibrates", [("auto", True), (1e-3, False)])
+def test_llc_run_waits_for_the_calibration_only_when_epsilon_is_auto(tiny_block, tmp_path, epsilon, calibrates):
+    tiny_block["llc"]["epsilon"] = epsilon
+    config = _write_tiny_config(tmp_path / "eps.yaml", tiny_block)
+    common = ("--configfile", config, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path / "work"))
+    result = _snakemake("-n", "results/tiny/runs/M4/llc.zarr", *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("llc_calibration" in _job_counts(result.stdout)) == calibrates, result.stdout[-3000:]
+    # either way the experiment's target builds the calibration store and its figure
+    result = _snakemake("-n", "tiny", *common)
+    counts = _job_counts(result.stdout)
+    assert counts.get("llc_calibration") == 1 and counts.get("fig_llc_calibration") == 1, result.stdout[-3000:]

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .config import format_task_count
-from .llc_health import SPIKE_RATIO, trace_peak_ratio
+from .llc_health import FAILED, SOUND, SPIKE_RATIO, estimate_status, trace_peak_ratio
 from .plotting import smooth
 from .predictors import per_token_mse
 
@@ -27,6 +27,10 @@ __all__ = [
     "measure_transience",
     "ridge_dmmse_gap",
     "final_trace_peak_ratio",
+    "final_llc_estimate",
+    "llc_health_report",
+    "calibration_report",
+    "llc_sections_markdown",
     "check_claims",
     "claims_markdown",
     "claims_json",
@@ -111,17 +115,132 @@ def measure_transience(outputs: xr.Dataset, smoothing_window: int) -> Transience
     )
 
 
+def _recorded_steps(run: xr.Dataset) -> np.ndarray:
+    """Indices of the steps a run has an estimate record for (failed ones included)."""
+    if "failed_chains" in run:
+        return np.flatnonzero(np.isfinite(run["failed_chains"].values.astype(np.float64)))
+    return np.flatnonzero(np.isfinite(run["llc_mean"].values))
+
+
+def final_llc_estimate(llc: xr.Dataset, M: float) -> tuple[float, str | None, int | None]:
+    """Run ``M``'s final LLC record: ``(estimate, status, step)``.
+
+    The estimate is NaN and the status ``failed`` when every chain diverged there;
+    ``(nan, None, None)`` when the run has no record at all.
+    """
+    run = llc.sel(M=M)
+    recorded = _recorded_steps(run)
+    if not recorded.size:
+        return math.nan, None, None
+    last = run.isel(step=int(recorded[-1]))
+    mean = float(last["llc_mean"])
+    failed = float(last["failed_chains"]) if "failed_chains" in last else math.nan
+    peak = math.nan
+    if "loss_trace" in last and "init_loss" in last:
+        peak = float(trace_peak_ratio(last["loss_trace"].transpose("chain", "draw").values, float(last["init_loss"])))
+    return mean, str(estimate_status(mean, failed, peak)), int(last["step"])
+
+
 def final_trace_peak_ratio(llc: xr.Dataset, M: float) -> float | None:
-    """``llc_health.trace_peak_ratio`` of run ``M``'s last finite LLC estimate (``None`` without traces)."""
+    """``llc_health.trace_peak_ratio`` of run ``M``'s final LLC record (``None`` without traces)."""
     if "loss_trace" not in llc or "init_loss" not in llc:
         return None
     run = llc.sel(M=M)
-    finite = np.flatnonzero(np.isfinite(run["llc_mean"].values))
-    if not finite.size:
+    recorded = _recorded_steps(run)
+    if not recorded.size:
         return None
-    last = run.isel(step=int(finite[-1]))
+    last = run.isel(step=int(recorded[-1]))
     peak = float(trace_peak_ratio(last["loss_trace"].transpose("chain", "draw").values, float(last["init_loss"])))
     return peak if math.isfinite(peak) else None
+
+
+def llc_health_report(llc: xr.Dataset) -> dict:
+    """The SGLD settings behind ``llc.zarr`` and every estimate that is not sound (``llc_health``)."""
+    mean = llc["llc_mean"].transpose("M", "step").values
+    failed = (
+        llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
+        if "failed_chains" in llc else np.full(mean.shape, np.nan)
+    )
+    if "loss_trace" in llc and "init_loss" in llc:
+        peak = trace_peak_ratio(
+            llc["loss_trace"].transpose("M", "step", "chain", "draw").values, llc["init_loss"].transpose("M", "step").values
+        )
+    else:
+        peak = np.full(mean.shape, np.nan)
+    status = estimate_status(mean, failed, peak)
+    recorded = np.isfinite(failed) if "failed_chains" in llc else np.isfinite(mean)
+    counts = {name: int(np.sum(recorded & (status == name))) for name in (SOUND, "unreliable", FAILED)}
+    rows = []
+    for i, M in enumerate(llc["M"].values):
+        for j, step in enumerate(llc["step"].values):
+            if recorded[i, j] and status[i, j] != SOUND:
+                rows.append({
+                    "M": format_task_count(float(M)), "step": int(step), "status": str(status[i, j]),
+                    "llc_mean": float(mean[i, j]), "failed_chains": float(failed[i, j]),
+                    "trace_peak_over_init_loss": float(peak[i, j]),
+                })
+    settings = {key: llc.attrs.get(key) for key in ("epsilon", "epsilon_source", "gamma", "nbeta", "batch_size",
+                                                     "num_chains", "num_burnin", "num_draws") if key in llc.attrs}
+    return {"settings": settings, "counts": counts, "not_sound": rows}
+
+
+def calibration_report(calibration: xr.Dataset) -> dict:
+    """The chosen ε, whether the rule held, and the evidence table of ``llc_calibration.zarr``."""
+    gamma = float(calibration.attrs.get("chosen_gamma", float(calibration["gamma"].values[0])))
+    at = calibration.sel(gamma=gamma)
+    rows = []
+    for M in at["M"].values:
+        for step in at["step"].values:
+            for eps in at["epsilon"].values:
+                point = at.sel(M=M, step=step, epsilon=eps)
+                rows.append({
+                    "M": format_task_count(float(M)), "step": int(step), "epsilon": float(eps),
+                    "llc_mean": float(point["llc_mean"]),
+                    "llc_sem": float(point["llc_sem"]) if "llc_sem" in point else math.nan,
+                    "failed_chains": int(point["failed_chains"]), "trace_peak_over_init_loss": float(point["trace_peak"]),
+                    "healthy": bool(point["healthy"]), "plateau": bool(point["plateau"]),
+                    "accepted": bool(point["accepted"]),
+                })
+    return {
+        "chosen_epsilon": float(calibration["chosen_epsilon"]),
+        "gamma": gamma,
+        "rule_satisfied": bool(int(calibration.attrs.get("rule_satisfied", 0))),
+        "reason": str(calibration.attrs.get("choice_reason", "")),
+        "rows": rows,
+    }
+
+
+def llc_sections_markdown(health: dict | None, calibration: dict | None) -> list[str]:
+    """Markdown lines for the LLC health and calibration sections of claims.md."""
+    lines: list[str] = []
+    if calibration is not None:
+        verdict = "rule satisfied" if calibration["rule_satisfied"] else "**RULE NOT SATISFIED (fallback)**"
+        lines += ["", "## LLC step size: calibration", "",
+                  f"Chosen ε = **{calibration['chosen_epsilon']:g}** at γ = {calibration['gamma']:g} ({verdict}).",
+                  "", calibration["reason"], "",
+                  "| M | step | ε | LLC ± s.e. | failed chains | trace peak / ℓ_n(w*) | healthy | plateau | accepted |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in calibration["rows"]:
+            llc = "failed" if not math.isfinite(r["llc_mean"]) else f"{r['llc_mean']:.4g} ± {r['llc_sem']:.2g}"
+            lines.append(
+                f"| {r['M']} | {r['step']} | {r['epsilon']:g} | {llc} | {r['failed_chains']} | "
+                f"{r['trace_peak_over_init_loss']:.3g} | {'yes' if r['healthy'] else 'no'} | "
+                f"{'yes' if r['plateau'] else 'no'} | {'yes' if r['accepted'] else 'no'} |"
+            )
+    if health is not None:
+        settings = ", ".join(f"{k} = {v}" for k, v in health["settings"].items())
+        c = health["counts"]
+        lines += ["", "## LLC estimates: health", "", f"Settings: {settings}.", "",
+                  f"{c[SOUND]} sound, {c['unreliable']} unreliable (some chains diverged or the SGLD loss exceeded "
+                  f"{SPIKE_RATIO:.0f} x its start), {c[FAILED]} failed (every chain diverged; stored as NaN)."]
+        if health["not_sound"]:
+            lines += ["", "| M | step | status | LLC | failed chains | trace peak / ℓ_n(w*) |", "| --- | --- | --- | --- | --- | --- |"]
+            for r in health["not_sound"]:
+                lines.append(
+                    f"| {r['M']} | {r['step']} | {r['status']} | {r['llc_mean']:.4g} | {r['failed_chains']:.0f} | "
+                    f"{r['trace_peak_over_init_loss']:.3g} |"
+                )
+    return lines
 
 
 def ridge_dmmse_gap(baselines: xr.Dataset, M: float) -> float | None:
@@ -211,8 +330,8 @@ def check_claims(
         )
 
     if len(finite) >= 2:
-        last = {M: llc["llc_mean"].sel(M=M).dropna("step") for M in finite}
-        final_llc = {M: float(series[-1]) if series.size else math.nan for M, series in last.items()}
+        finals = {M: final_llc_estimate(llc, M) for M in finite}
+        final_llc = {M: finals[M][0] for M in finite}
         small = finite[0]
         dmmse_like = [
             M
@@ -222,21 +341,27 @@ def check_claims(
         peaks = {M: final_trace_peak_ratio(llc, M) for M in finite}
         compared = [small, *dmmse_like]
         spiked = [M for M in compared if peaks[M] is not None and peaks[M] > SPIKE_RATIO]
+        not_sound = [M for M in compared if finals[M][1] not in (SOUND, None) or not math.isfinite(final_llc[M])]
         holds = (
-            bool(dmmse_like) and not spiked and all(final_llc[M] > final_llc[small] for M in dmmse_like)
+            bool(dmmse_like)
+            and not spiked
+            and not not_sound
+            and all(final_llc[M] > final_llc[small] for M in dmmse_like)
         )
         claims.append(
             Claim(
                 "llc_grows_with_M_for_dmmse_runs",
                 f"the final-model LLC of every dMMSE-like run with M > {format_task_count(small)} exceeds that of "
-                f"M = {format_task_count(small)}, every compared estimate with SGLD chains that stay below "
-                f"{SPIKE_RATIO:.0f} x their start loss",
+                f"M = {format_task_count(small)}, every compared estimate sound: no SGLD chain diverged and the "
+                f"chains stay below {SPIKE_RATIO:.0f} x their start loss",
                 holds,
                 {
                     "final_llc": {format_task_count(M): final_llc[M] for M in finite},
+                    "final_status": {format_task_count(M): finals[M][1] for M in finite},
                     "final_trace_peak_over_init_loss": {format_task_count(M): peaks[M] for M in finite},
                     "dmmse_like_runs": [format_task_count(M) for M in dmmse_like],
                     "spiked_runs": [format_task_count(M) for M in spiked],
+                    "unsound_runs": [format_task_count(M) for M in not_sound],
                 },
             )
         )
@@ -274,8 +399,8 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def claims_markdown(experiment: str, claims: list[Claim]) -> str:
-    """A human-readable report: one section per claim with its numbers."""
+def claims_markdown(experiment: str, claims: list[Claim], extra_lines: list[str] | None = None) -> str:
+    """A human-readable report: one section per claim with its numbers, then ``extra_lines``."""
     lines = [f"# Claims for experiment `{experiment}`", ""]
     held = sum(c.holds for c in claims)
     lines += [f"{held} of {len(claims)} claims hold.", ""]
@@ -300,11 +425,12 @@ def claims_markdown(experiment: str, claims: list[Claim]) -> str:
                           "a ratio near 1 means the run never got nearer to ridge than dMMSE_M is.)"]
             else:
                 lines.append(f"- {key}: {_fmt(value)}")
+    lines += extra_lines or []
     return "\n".join(lines) + "\n"
 
 
-def claims_json(experiment: str, claims: list[Claim]) -> str:
-    """Machine-readable claims (``inf`` written as the string ``"inf"``)."""
+def claims_json(experiment: str, claims: list[Claim], extra: dict | None = None) -> str:
+    """Machine-readable claims (``inf`` written as the string ``"inf"``), plus ``extra`` top-level keys."""
 
     def clean(value: object) -> object:
         if isinstance(value, float) and not math.isfinite(value):
@@ -317,5 +443,5 @@ def claims_json(experiment: str, claims: list[Claim]) -> str:
             return clean(value.item())
         return value
 
-    payload = {"experiment": experiment, "claims": [clean(asdict(c)) for c in claims]}
+    payload = {"experiment": experiment, "claims": [clean(asdict(c)) for c in claims], **clean(extra or {})}
     return json.dumps(payload, indent=2, sort_keys=True)

@@ -259,23 +259,37 @@ class PCAConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LLCCalibrationConfig:
-    """ε × γ grid swept on the final checkpoints of a few runs."""
+    """ε (× γ) grid swept on a few runs at an early, a middle and the final LLC checkpoint.
+
+    ``num_chains``, ``num_burnin`` and ``num_draws`` default to the ``llc`` ones
+    (the chains ``llc_run`` will use); smaller values make the sweep cheaper.
+    """
 
     M: tuple[float, ...]
     epsilon: tuple[float, ...]
     gamma: tuple[float, ...]
+    num_chains: int | None = None
+    num_burnin: int | None = None
+    num_draws: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "M", tuple(parse_task_count(m) for m in self.M))
-        object.__setattr__(self, "epsilon", tuple(float(e) for e in self.epsilon))
+        object.__setattr__(self, "epsilon", tuple(sorted(float(e) for e in self.epsilon)))
         object.__setattr__(self, "gamma", tuple(float(g) for g in self.gamma))
+
+
+AUTO = "auto"  # llc.epsilon: take the step size the llc_calibration rule chose
 
 
 @dataclasses.dataclass(frozen=True)
 class LLCConfig:
-    """SGLD settings of the LLC estimate (Lau et al. 2023; Hoogland et al. 2024)."""
+    """SGLD settings of the LLC estimate (Lau et al. 2023; Hoogland et al. 2024).
 
-    epsilon: float
+    ``epsilon`` is a number, or ``"auto"``: then the ``llc_calibration`` rule
+    chooses it from ``calibration.epsilon`` (docs/llc.md, the calibration rule).
+    """
+
+    epsilon: float | str
     gamma: float
     nbeta: float
     num_samples: int
@@ -292,8 +306,25 @@ class LLCConfig:
             object.__setattr__(
                 self, "calibration", _build(LLCCalibrationConfig, self.calibration, "llc.calibration")
             )
+        if self.epsilon == AUTO:
+            if self.calibration is None:
+                raise ConfigError(
+                    "llc.epsilon: 'auto' needs an llc.calibration block (M, epsilon grid, gamma) to choose from; "
+                    "add one or give epsilon as a number"
+                )
+            if self.gamma not in self.calibration.gamma:
+                raise ConfigError(
+                    f"llc.calibration.gamma: {list(self.calibration.gamma)} must include llc.gamma={self.gamma:g}, "
+                    "the gamma at which 'auto' chooses epsilon"
+                )
+        elif isinstance(self.epsilon, str) or not self.epsilon > 0:
+            raise ConfigError(f"llc.epsilon: {self.epsilon!r} must be a number > 0 or 'auto'")
 
-    def sgld_settings(self) -> dict[str, float | int]:
+    @property
+    def epsilon_is_auto(self) -> bool:
+        return self.epsilon == AUTO
+
+    def sgld_settings(self) -> dict[str, float | int | str]:
         """The settings recorded as store attributes (everything but the calibration grid)."""
         settings = dataclasses.asdict(self)
         settings.pop("calibration")

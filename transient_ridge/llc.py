@@ -89,6 +89,9 @@ class SGLDLearningCoefficient:
         num_samples: the ``n`` in ``nβ``, recorded for bookkeeping only
             (``None`` if not known).
         eval_batch_size: samples per chunk when computing ``ℓ_n(w*)``.
+        raise_on_failure: if every chain diverges, raise ``RuntimeError``
+            (default); with ``False`` the fit returns with NaN estimates and
+            every other attribute set, so a pipeline can store the failure.
 
     Attributes (set by :meth:`fit`):
         llc_mean_: mean of ``llc_per_chain_`` over healthy chains.
@@ -122,6 +125,7 @@ class SGLDLearningCoefficient:
         seed: int = 0,
         num_samples: int | None = None,
         eval_batch_size: int = 1024,
+        raise_on_failure: bool = True,
     ) -> None:
         self.epsilon = epsilon
         self.gamma = gamma
@@ -134,6 +138,7 @@ class SGLDLearningCoefficient:
         self.seed = seed
         self.num_samples = num_samples
         self.eval_batch_size = eval_batch_size
+        self.raise_on_failure = raise_on_failure
 
     # ------------------------------------------------------------------ checks
 
@@ -151,6 +156,7 @@ class SGLDLearningCoefficient:
             "seed": self.seed,
             "num_samples": self.num_samples,
             "eval_batch_size": self.eval_batch_size,
+            "raise_on_failure": self.raise_on_failure,
         }
 
     def _validate(self, n: int) -> None:
@@ -295,12 +301,13 @@ class SGLDLearningCoefficient:
         with torch.no_grad():
             # Burn-in: every step. Draws: the last step of each group of `every`.
             trace = torch.cat((step_losses[:burnin], step_losses[burnin + every - 1 :: every])).T  # (C, burnin + draws)
-            weights_finite = torch.stack([torch.isfinite(t).flatten(1).all(dim=1) for t in theta]).all(dim=0)  # (C,)
+            # reshape, not flatten(1): a 0-dim parameter is held as a (C,) tensor
+            weights_finite = torch.stack([torch.isfinite(t).reshape(C, -1).all(dim=1) for t in theta]).all(dim=0)  # (C,)
 
         trace_np = trace.detach().to(device="cpu", dtype=torch.float64).numpy()
         failed = ~np.isfinite(trace_np).all(axis=1) | ~weights_finite.cpu().numpy()
         healthy = ~failed
-        if not healthy.any():
+        if not healthy.any() and self.raise_on_failure:
             raise RuntimeError(
                 f"all {C} SGLD chains diverged (loss or weights became NaN/inf) with "
                 f"epsilon={eps:g}, gamma={gamma:g}, nbeta={nbeta:g}, batch_size={m}; "
@@ -312,7 +319,7 @@ class SGLDLearningCoefficient:
         k = int(healthy.sum())
         good = per_chain[healthy]
         self.llc_per_chain_ = per_chain
-        self.llc_mean_ = float(good.mean())
+        self.llc_mean_ = float(good.mean()) if k else float("nan")
         self.llc_std_ = float(good.std(ddof=1)) if k > 1 else float("nan")
         self.llc_sem_ = self.llc_std_ / math.sqrt(k) if k > 1 else float("nan")
         self.loss_trace_ = trace_np

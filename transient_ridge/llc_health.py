@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPIKE_RATIO", "trace_peak_ratio"]
+__all__ = ["SPIKE_RATIO", "FAILED", "SOUND", "UNRELIABLE", "estimate_status", "trace_peak_ratio"]
 
 # A chain whose minibatch loss climbs past this multiple of ℓ_n(w*) has taken
 # steps too large for the local curvature: its estimate reflects the step size,
@@ -19,6 +19,11 @@ __all__ = ["SPIKE_RATIO", "trace_peak_ratio"]
 # 2.7x their start loss; transient M=8 at step 2000 with ε = 1e-3 peaks at 30x
 # and its estimate is 7x the small-ε value.
 SPIKE_RATIO = 10.0
+
+# Health of one estimate (see :func:`estimate_status`).
+SOUND = "sound"  # no chain diverged, trace peak <= SPIKE_RATIO
+UNRELIABLE = "unreliable"  # a number, but some chains diverged or the traces spiked
+FAILED = "failed"  # every chain diverged: no number (NaN)
 
 
 def trace_peak_ratio(loss_trace: np.ndarray, init_loss: np.ndarray | float) -> np.ndarray:
@@ -43,3 +48,23 @@ def trace_peak_ratio(loss_trace: np.ndarray, init_loss: np.ndarray | float) -> n
     init = np.broadcast_to(np.asarray(init_loss, dtype=np.float64), peak.shape)
     ok = finite & np.isfinite(init) & (init > 0)
     return np.where(ok, peak / np.where(ok, init, 1.0), np.nan)
+
+
+def estimate_status(llc_mean: np.ndarray, failed_chains: np.ndarray, trace_peak: np.ndarray) -> np.ndarray:
+    """Health of LLC estimates: :data:`SOUND`, :data:`UNRELIABLE` or :data:`FAILED`, elementwise.
+
+    Args:
+        llc_mean: estimates (NaN where every chain diverged).
+        failed_chains: number of diverged chains per estimate (NaN = not recorded, e.g. an older store).
+        trace_peak: :func:`trace_peak_ratio` per estimate.
+
+    Returns:
+        Array of the broadcast shape with dtype ``<U10``: ``failed`` where the
+        estimate is not finite; ``unreliable`` where some chains diverged or the
+        peak exceeds :data:`SPIKE_RATIO`; ``sound`` otherwise.
+    """
+    mean, failed, peak = np.broadcast_arrays(
+        np.asarray(llc_mean, np.float64), np.asarray(failed_chains, np.float64), np.asarray(trace_peak, np.float64)
+    )
+    unreliable = (np.nan_to_num(failed, nan=0.0) > 0) | (np.nan_to_num(peak, nan=0.0) > SPIKE_RATIO)
+    return np.where(~np.isfinite(mean), FAILED, np.where(unreliable, UNRELIABLE, SOUND)).astype("<U10")

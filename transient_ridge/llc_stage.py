@@ -19,10 +19,11 @@ import torch.nn.functional as F
 import xarray as xr
 
 from .checkpoint import checkpoint_path, load_checkpoint
-from .config import ExperimentConfig, LLCConfig
+from .config import AUTO, ExperimentConfig, LLCConfig
 from .data import sample_sequences, task_set
 from .llc import SGLDLearningCoefficient, estimate_llc
-from .llc_health import SPIKE_RATIO, trace_peak_ratio
+from .llc_calibration import PLATEAU_TOLERANCE, choose_epsilon
+from .llc_health import FAILED, SPIKE_RATIO, estimate_status, trace_peak_ratio
 from .schedule import checkpoint_steps, log_spaced_subset, weight_steps
 from .store import provenance_attrs
 
@@ -32,6 +33,8 @@ __all__ = [
     "estimate_checkpoint_llc",
     "build_run_llc_dataset",
     "gather_llc_datasets",
+    "calibration_steps",
+    "calibration_settings",
     "build_calibration_dataset",
 ]
 
@@ -74,21 +77,33 @@ def estimate_checkpoint_llc(
     epsilon: float | None = None,
     gamma: float | None = None,
 ) -> SGLDLearningCoefficient:
-    """Fit the SGLD estimator around ``model``'s weights (``epsilon``/``gamma`` override the config)."""
+    """Fit the SGLD estimator around ``model``'s weights (``epsilon``/``gamma`` override the config).
+
+    A fit whose chains all diverge returns NaN estimates (it does not raise).
+    """
     constructor = {
         key: value for key, value in dataclasses.asdict(settings).items() if key not in ("calibration", "num_checkpoints")
     }
-    constructor.update(seed=seed)
+    constructor.update(seed=seed, raise_on_failure=False)
     if epsilon is not None:
         constructor["epsilon"] = epsilon
     if gamma is not None:
         constructor["gamma"] = gamma
+    if constructor["epsilon"] == AUTO:
+        raise ValueError("llc.epsilon is 'auto': pass the calibrated epsilon (the llc_calibration store's chosen_epsilon)")
     x, y = data
     return estimate_llc(model, _mse, (x, y), y, constructor)
 
 
-def _settings_attrs(cfg: ExperimentConfig) -> dict[str, float | int]:
+def _settings_attrs(cfg: ExperimentConfig) -> dict[str, float | int | str]:
     return {**cfg.llc.sgld_settings(), "seed": cfg.seeds.sgld}
+
+
+def _health(estimate: SGLDLearningCoefficient) -> tuple[int, float, str]:
+    """(failed chains, trace peak ratio, status) of one fitted estimate."""
+    failed = int(np.sum(estimate.failed_chains_))
+    peak = float(trace_peak_ratio(estimate.loss_trace_, estimate.init_loss_))
+    return failed, peak, str(estimate_status(estimate.llc_mean_, failed, peak))
 
 
 def build_run_llc_dataset(
@@ -98,35 +113,62 @@ def build_run_llc_dataset(
     tasks: np.ndarray,
     *,
     device: torch.device | str = "cpu",
+    epsilon: float | None = None,
+    epsilon_source: str = "config",
 ) -> xr.Dataset:
-    """LLC of one run at :func:`llc_steps`; dims ``(step, chain, draw)``, scalar coordinate ``M``."""
+    """LLC of one run at :func:`llc_steps`; dims ``(step, chain, draw)``, scalar coordinate ``M``.
+
+    ``epsilon`` overrides ``llc.epsilon`` (required when that is ``"auto"``: the
+    calibrated value; ``epsilon_source`` says where it came from). An estimate
+    whose chains all diverge is stored as NaN with its health fields
+    (``failed_chains``, ``trace_peak``) and logged as a warning; it never raises.
+    """
     steps = llc_steps(cfg)
     data = llc_data(cfg, M, tasks)
     settings = cfg.llc
+    used_epsilon = settings.epsilon if epsilon is None else float(epsilon)
+    if used_epsilon == AUTO:
+        raise ValueError(
+            f"experiment {cfg.name}: llc.epsilon is 'auto'; pass the epsilon chosen by the llc_calibration rule"
+        )
     n_trace = settings.num_burnin + settings.num_draws
     mean = np.full(len(steps), np.nan)
     std = np.full(len(steps), np.nan)
     init = np.full(len(steps), np.nan)
+    failed = np.zeros(len(steps), dtype=np.int64)
+    peaks = np.full(len(steps), np.nan)
     per_chain = np.full((len(steps), settings.num_chains), np.nan)
     traces = np.full((len(steps), settings.num_chains, n_trace), np.nan)
     for i, step in enumerate(steps):
         model, _ = load_checkpoint(checkpoint_path(checkpoints_dir, int(step)), device=device)
-        estimate = estimate_checkpoint_llc(model, data, settings, seed=cfg.seeds.sgld + int(step))
+        estimate = estimate_checkpoint_llc(model, data, settings, seed=cfg.seeds.sgld + int(step), epsilon=used_epsilon)
         mean[i], std[i], init[i] = estimate.llc_mean_, estimate.llc_std_, estimate.init_loss_
         per_chain[i] = estimate.llc_per_chain_
         traces[i] = estimate.loss_trace_
+        failed[i], peaks[i], status = _health(estimate)
         log.info(
-            "M=%s step %d: LLC %.3f ± %.3f (init loss %.4f, %d failed chains, %.1f s)",
-            M, step, estimate.llc_mean_, estimate.llc_sem_, estimate.init_loss_,
-            int(np.sum(estimate.failed_chains_)), estimate.elapsed_s_,
+            "M=%s step %d: LLC %.3f ± %.3f (init loss %.4f, %d failed chains, trace peak %.1fx, %s, %.1f s)",
+            M, step, estimate.llc_mean_, estimate.llc_sem_, estimate.init_loss_, failed[i], peaks[i], status,
+            estimate.elapsed_s_,
         )
-        peak = float(trace_peak_ratio(estimate.loss_trace_, estimate.init_loss_))
-        if peak > SPIKE_RATIO:
+        if status == FAILED:
+            log.warning(
+                "M=%s step %d: all %d SGLD chains diverged with epsilon=%g, gamma=%g, nbeta=%g, batch_size=%d: "
+                "stored as NaN (failed); the workflow goes on. Use a smaller llc.epsilon or 'auto' (docs/llc.md)",
+                M, step, settings.num_chains, estimate.epsilon, estimate.gamma, estimate.nbeta, estimate.batch_size,
+            )
+        elif peaks[i] > SPIKE_RATIO:
             log.warning(
                 "M=%s step %d: SGLD loss peaked at %.1fx the start loss (> %.0fx): this estimate "
                 "reflects the step size, not the posterior; try a smaller llc.epsilon (docs/llc.md)",
-                M, step, peak, SPIKE_RATIO,
+                M, step, peaks[i], SPIKE_RATIO,
             )
+        elif failed[i]:
+            log.warning(
+                "M=%s step %d: %d of %d SGLD chains diverged (epsilon=%g): the estimate is marked unreliable",
+                M, step, failed[i], settings.num_chains, estimate.epsilon,
+            )
+    attrs = {**_settings_attrs(cfg), "epsilon": used_epsilon, "epsilon_source": epsilon_source}
     return xr.Dataset(
         {
             "llc_mean": ("step", mean),
@@ -134,6 +176,8 @@ def build_run_llc_dataset(
             "llc_chain": (("step", "chain"), per_chain),
             "init_loss": ("step", init),
             "loss_trace": (("step", "chain", "draw"), traces),
+            "failed_chains": ("step", failed),
+            "trace_peak": ("step", peaks),
         },
         coords={
             "M": float(M),
@@ -141,7 +185,7 @@ def build_run_llc_dataset(
             "chain": np.arange(settings.num_chains),
             "draw": np.arange(n_trace),
         },
-        attrs={**_settings_attrs(cfg), **provenance_attrs(cfg.name, cfg.to_json())},
+        attrs={**attrs, **provenance_attrs(cfg.name, cfg.to_json())},
     )
 
 
@@ -154,58 +198,115 @@ def gather_llc_datasets(datasets: Iterable[xr.Dataset]) -> xr.Dataset:
     return combined
 
 
+def calibration_steps(cfg: ExperimentConfig) -> np.ndarray:
+    """The checkpoints the calibration sweeps: the first, the middle and the last of :func:`llc_steps`."""
+    steps = llc_steps(cfg)
+    return np.unique(steps[[0, len(steps) // 2, len(steps) - 1]]).astype(np.int64)
+
+
+def calibration_settings(cfg: ExperimentConfig) -> LLCConfig:
+    """``cfg.llc`` with the calibration's own chain counts (where it sets them)."""
+    grid = cfg.llc.calibration
+    if grid is None:
+        raise ValueError(f"experiment {cfg.name} has no llc.calibration block in its config")
+    overrides = {
+        key: getattr(grid, key) for key in ("num_chains", "num_burnin", "num_draws") if getattr(grid, key) is not None
+    }
+    return dataclasses.replace(cfg.llc, **overrides)
+
+
 def build_calibration_dataset(
     cfg: ExperimentConfig,
     checkpoint_dirs: dict[float, str | Path],
     tasks: np.ndarray,
     *,
     device: torch.device | str = "cpu",
-    step: int | None = None,
+    steps: Iterable[int] | None = None,
 ) -> xr.Dataset:
-    """ε × γ sweep on one checkpoint of each calibration run: dims ``(M, epsilon, gamma, chain, draw)``.
+    """ε × γ sweep at a few checkpoints of each calibration run, and the ε the rule chooses.
 
-    ``step`` defaults to the final checkpoint (what the ``llc_calibration`` rule uses);
-    an earlier step with weights checks the settings where training has not settled.
+    Dims ``(M, step, epsilon, gamma, chain, draw)``; ``steps`` defaults to
+    :func:`calibration_steps`. Each estimate uses the seed ``llc_run`` uses at
+    that step. Chains that diverge are a finding: the estimate is NaN, with
+    ``failed_chains`` and ``trace_peak`` recorded. The choice
+    (:func:`~transient_ridge.llc_calibration.choose_epsilon`, at ``llc.gamma``)
+    is the 0-d variable ``chosen_epsilon`` with ``healthy``, ``plateau`` and
+    ``accepted`` per ``(M, step, epsilon)`` and the attributes
+    ``rule_satisfied`` (0/1) and ``choice_reason``.
     """
     grid = cfg.llc.calibration
-    if grid is None:
-        raise ValueError(f"experiment {cfg.name} has no llc.calibration grid in its config")
-    settings = cfg.llc
-    final = int(cfg.training.steps) if step is None else int(step)
+    settings = calibration_settings(cfg)
+    at = np.asarray(calibration_steps(cfg) if steps is None else sorted(int(s) for s in steps), dtype=np.int64)
     n_trace = settings.num_burnin + settings.num_draws
-    shape = (len(grid.M), len(grid.epsilon), len(grid.gamma))
-    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    shape = (len(grid.M), len(at), len(grid.epsilon), len(grid.gamma))
+    mean, std, sem, peak = (np.full(shape, np.nan) for _ in range(4))
+    failed = np.zeros(shape, dtype=np.int64)
     traces = np.full((*shape, settings.num_chains, n_trace), np.nan)
-    init = np.full(len(grid.M), np.nan)
+    init = np.full(shape[:2], np.nan)
     for a, M in enumerate(grid.M):
-        model, _ = load_checkpoint(checkpoint_path(checkpoint_dirs[M], final), device=device)
         data = llc_data(cfg, M, tasks)
-        for b, epsilon in enumerate(grid.epsilon):
-            for c, gamma in enumerate(grid.gamma):
-                try:
+        for s, step in enumerate(at):
+            model, _ = load_checkpoint(checkpoint_path(checkpoint_dirs[M], int(step)), device=device)
+            for b, epsilon in enumerate(grid.epsilon):
+                for c, gamma in enumerate(grid.gamma):
                     estimate = estimate_checkpoint_llc(
-                        model, data, settings, seed=cfg.seeds.sgld, epsilon=epsilon, gamma=gamma
+                        model, data, settings, seed=cfg.seeds.sgld + int(step), epsilon=epsilon, gamma=gamma
                     )
-                except RuntimeError as exc:  # every chain diverged: a finding, not a crash
-                    log.warning("M=%s eps=%g gamma=%g: %s", M, epsilon, gamma, exc)
-                    continue
-                mean[a, b, c], std[a, b, c] = estimate.llc_mean_, estimate.llc_std_
-                traces[a, b, c] = estimate.loss_trace_
-                init[a] = estimate.init_loss_
-                log.info("calibration M=%s eps=%g gamma=%g: LLC %.3f", M, epsilon, gamma, estimate.llc_mean_)
+                    mean[a, s, b, c], std[a, s, b, c], sem[a, s, b, c] = (
+                        estimate.llc_mean_, estimate.llc_std_, estimate.llc_sem_,
+                    )
+                    traces[a, s, b, c] = estimate.loss_trace_
+                    init[a, s] = estimate.init_loss_
+                    failed[a, s, b, c], peak[a, s, b, c], status = _health(estimate)
+                    log.info(
+                        "calibration M=%s step %d eps=%g gamma=%g: LLC %.3f ± %.3f, %d failed chains, "
+                        "trace peak %.1fx (%s, %.1f s)",
+                        M, step, epsilon, gamma, estimate.llc_mean_, estimate.llc_sem_, failed[a, s, b, c],
+                        peak[a, s, b, c], status, estimate.elapsed_s_,
+                    )
+    g = grid.gamma.index(cfg.llc.gamma) if cfg.llc.gamma in grid.gamma else 0
+    points = (len(grid.M) * len(at), len(grid.epsilon))
+    choice = choose_epsilon(
+        np.asarray(grid.epsilon),
+        mean[..., g].reshape(points), sem[..., g].reshape(points),
+        failed[..., g].reshape(points), peak[..., g].reshape(points),
+    )
+    if choice.rule_satisfied:
+        log.info("calibration chose epsilon=%g: %s", choice.epsilon, choice.reason)
+    else:
+        log.warning("calibration chose epsilon=%g: %s", choice.epsilon, choice.reason)
+    dims3 = ("M", "step", "epsilon")
+    dims4 = ("M", "step", "epsilon", "gamma")
     return xr.Dataset(
         {
-            "llc_mean": (("M", "epsilon", "gamma"), mean),
-            "llc_std": (("M", "epsilon", "gamma"), std),
-            "loss_trace": (("M", "epsilon", "gamma", "chain", "draw"), traces),
-            "init_loss": ("M", init),
+            "llc_mean": (dims4, mean),
+            "llc_std": (dims4, std),
+            "llc_sem": (dims4, sem),
+            "failed_chains": (dims4, failed),
+            "trace_peak": (dims4, peak),
+            "loss_trace": ((*dims4, "chain", "draw"), traces),
+            "init_loss": (("M", "step"), init),
+            "healthy": (dims3, choice.healthy.reshape(shape[:3])),
+            "plateau": (dims3, choice.plateau.reshape(shape[:3])),
+            "accepted": (dims3, choice.accepted.reshape(shape[:3])),
+            "chosen_epsilon": ((), choice.epsilon),
         },
         coords={
             "M": np.array(grid.M, dtype=np.float64),
+            "step": at,
             "epsilon": np.array(grid.epsilon),
             "gamma": np.array(grid.gamma),
             "chain": np.arange(settings.num_chains),
             "draw": np.arange(n_trace),
         },
-        attrs={**_settings_attrs(cfg), "step": final, **provenance_attrs(cfg.name, cfg.to_json())},
+        attrs={
+            **_settings_attrs(cfg),
+            **{key: getattr(settings, key) for key in ("num_chains", "num_burnin", "num_draws")},
+            "chosen_gamma": float(grid.gamma[g]),
+            "rule_satisfied": int(choice.rule_satisfied),
+            "choice_reason": choice.reason,
+            "plateau_tolerance": PLATEAU_TOLERANCE,
+            "spike_ratio": SPIKE_RATIO,
+            **provenance_attrs(cfg.name, cfg.to_json()),
+        },
     )

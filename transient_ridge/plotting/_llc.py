@@ -10,8 +10,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from ..llc_health import SPIKE_RATIO, trace_peak_ratio
+from ..llc_health import FAILED, SOUND, SPIKE_RATIO, UNRELIABLE, estimate_status, trace_peak_ratio
 from ._style import (
     DOUBLE_WIDTH,
     END,
@@ -29,11 +30,15 @@ from ._style import (
 )
 from ._training import series, t_crit_index
 
-__all__ = ["figF_llc_traces", "fig_llc_over_time"]
+__all__ = ["figF_llc_traces", "fig_llc_calibration", "fig_llc_over_time"]
 
 BURN_IN_COLOR = "0.88"
 # An estimate whose chains spiked (llc_health.SPIKE_RATIO): a large hollow ring around its point.
 _SPIKED = {"marker": "o", "markersize": 6.5, "markerfacecolor": "none", "markeredgewidth": 0.9}
+# An estimate whose chains all diverged (NaN): a cross on the bottom edge of the axes at its step.
+_FAILED = {"marker": "X", "markersize": 6.0, "markeredgecolor": "black", "markeredgewidth": 0.4}
+UNRELIABLE_LABEL = f"unreliable (chains diverged or SGLD loss > {SPIKE_RATIO:.0f}× start): not on the line"
+FAILED_LABEL = "failed: every SGLD chain diverged (no estimate)"
 
 
 def _trace_peaks(llc: xr.Dataset) -> np.ndarray:
@@ -43,6 +48,31 @@ def _trace_peaks(llc: xr.Dataset) -> np.ndarray:
         return np.full(shape, np.nan)
     trace = llc["loss_trace"].transpose("M", "step", "chain", "draw").values
     return trace_peak_ratio(trace, llc["init_loss"].transpose("M", "step").values)
+
+
+def estimate_statuses(llc: xr.Dataset) -> np.ndarray:
+    """``(M, step)`` health (``llc_health.estimate_status``) of every estimate in ``llc.zarr``.
+
+    Steps a run has no record of (outer-joined) come out ``failed`` only when the
+    store records ``failed_chains`` there; otherwise they are left ``""`` (absent).
+    """
+    mean = llc["llc_mean"].transpose("M", "step").values
+    failed = (
+        llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
+        if "failed_chains" in llc
+        else np.full(mean.shape, np.nan)
+    )
+    status = estimate_status(mean, failed, _trace_peaks(llc))
+    recorded = np.isfinite(failed) if "failed_chains" in llc else np.isfinite(mean)
+    return np.where(recorded, status, "")
+
+
+def _epsilon_label(ds: xr.Dataset) -> str:
+    eps = ds.attrs.get("epsilon")
+    if eps is None or isinstance(eps, str):
+        return ""
+    source = str(ds.attrs.get("epsilon_source", "config"))
+    return f"SGLD ε = {format_number(float(eps))} ({'calibrated' if source.startswith('calibration') else 'config'})"
 
 
 def _draws(trace: xr.DataArray) -> np.ndarray:
@@ -119,6 +149,10 @@ def _final_traces(sub: SubFigure, llc: xr.Dataset, colors: Mapping[float, Color]
 
 
 def _calibration_grid(sub: SubFigure, cal: xr.Dataset, i: int, colors: Mapping[float, Color]) -> None:
+    where = ""
+    if "step" in cal["loss_trace"].dims:  # calibration at several checkpoints: show the final one
+        cal = cal.isel(step=-1)
+        where = f", step {int(cal['step'])}"
     trace = cal["loss_trace"].transpose("M", "epsilon", "gamma", "chain", "draw")
     M = float(trace["M"].values[i])
     eps, gam = trace["epsilon"].values, trace["gamma"].values
@@ -139,7 +173,7 @@ def _calibration_grid(sub: SubFigure, cal: xr.Dataset, i: int, colors: Mapping[f
                 ax.set_ylabel(f"ε = {format_number(e)}", fontweight="bold")
             if r < len(eps) - 1:
                 ax.tick_params(labelbottom=False)
-    sub.suptitle(f"calibration at $M$ = {format_M(M)}: SGLD minibatch loss per chain (rows ε, columns γ)")
+    sub.suptitle(f"calibration at $M$ = {format_M(M)}{where}: SGLD minibatch loss per chain (rows ε, columns γ)")
     sub.supxlabel("SGLD draw")
 
 
@@ -185,26 +219,34 @@ def fig_llc_over_time(
     std = llc["llc_std"].transpose("M", "step").values
     steps = np.asarray(mean["step"].values)
     chains = llc["llc_chain"].transpose("M", "step", "chain").values if "llc_chain" in llc else None
-    peaks = _trace_peaks(llc)
-    any_spiked = False
+    status = estimate_statuses(llc)
+    any_unreliable = any_failed = False
     for i in np.argsort(mean["M"].values):
         M = float(mean["M"].values[i])
         row = np.asarray(mean.values[i], dtype=np.float64)
-        ok = np.isfinite(row)
-        if not ok.any():
-            continue
         err = np.where(np.isfinite(std[i]), std[i], 0.0)
         if error == "sem":
             healthy = np.isfinite(chains[i]).sum(axis=-1) if chains is not None else int(llc.attrs.get("num_chains", 1))
             err = err / np.sqrt(np.maximum(healthy, 1))
-        ax_llc.errorbar(
-            steps[ok], row[ok], yerr=err[ok], color=colors[M], linewidth=0.9,
-            elinewidth=0.6, marker="o", markersize=2.5, zorder=3,
-        )
-        bad = ok & (peaks[i] > SPIKE_RATIO)
+        sound = status[i] == SOUND
+        if sound.any():
+            ax_llc.errorbar(
+                steps[sound], row[sound], yerr=err[sound], color=colors[M], linewidth=0.9,
+                elinewidth=0.6, marker="o", markersize=2.5, zorder=3,
+            )
+        bad = status[i] == UNRELIABLE
         if bad.any():
-            any_spiked = True
+            any_unreliable = True
+            ax_llc.errorbar(steps[bad], row[bad], yerr=err[bad], color=colors[M], linestyle="none",
+                            elinewidth=0.5, alpha=0.6, zorder=3)
             ax_llc.plot(steps[bad], row[bad], linestyle="none", zorder=4, **_SPIKED, markeredgecolor=colors[M])
+        lost = status[i] == FAILED
+        if lost.any():
+            any_failed = True
+            ax_llc.plot(steps[lost], np.full(lost.sum(), 0.02), linestyle="none", zorder=5, clip_on=False,
+                        transform=ax_llc.get_xaxis_transform(), **{**_FAILED, "markerfacecolor": colors[M]})
+    if label := _epsilon_label(llc):
+        ax_llc.set_title(label, loc="right", fontsize="small", pad=2)
     ax_llc.set_ylabel("LLC $\\hat\\lambda$")
     for M, ds in outputs.items():
         s, loss = series(ds, "loss_id", window)
@@ -223,8 +265,85 @@ def fig_llc_over_time(
         {
             "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains"): proxy(dict(END, markersize=2.5), linestyle="-"),
             "$t_{\\mathrm{crit}}$": proxy(T_CRIT),
-            **({f"unreliable: SGLD loss > {SPIKE_RATIO:.0f}× start": proxy(_SPIKED)} if any_spiked else {}),
+            **({UNRELIABLE_LABEL: proxy(_SPIKED)} if any_unreliable else {}),
+            **({FAILED_LABEL: proxy(_FAILED)} if any_failed else {}),
         },
         ncols=2,
+    )
+    return fig
+
+
+def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figure:
+    """The ε calibration: estimate (top row per M) and trace peak (bottom row) against ε, per checkpoint.
+
+    Filled markers: accepted by the rule (llc_calibration); hollow: healthy but
+    not on the plateau; rings: unhealthy (a chain diverged or the SGLD loss
+    exceeded ``SPIKE_RATIO`` × the start loss); crosses on the bottom edge:
+    every chain diverged. The dashed vertical line is the chosen ε.
+    """
+    gamma = float(cal.attrs.get("chosen_gamma", float(cal["gamma"].values[0])))
+    at = cal.sel(gamma=gamma)
+    Ms = [float(m) for m in at["M"].values]
+    steps = [int(s) for s in at["step"].values]
+    eps = np.asarray(at["epsilon"].values, dtype=np.float64)
+    chosen = float(cal["chosen_epsilon"]) if "chosen_epsilon" in cal else math.nan
+    fig = new_figure(DOUBLE_WIDTH, 0.6 + 2.3 * len(Ms))
+    axes = fig.subplots(2 * len(Ms), len(steps), sharex=True, squeeze=False)
+    for a, M in enumerate(Ms):
+        color = colors.get(M, "0.3")
+        for s, step in enumerate(steps):
+            point = at.sel(M=M, step=step)
+            mean = point["llc_mean"].values.astype(np.float64)
+            sem = np.nan_to_num(point["llc_sem"].values.astype(np.float64)) if "llc_sem" in point else np.zeros_like(mean)
+            peak = point["trace_peak"].values.astype(np.float64)
+            healthy = point["healthy"].values.astype(bool)
+            accepted = point["accepted"].values.astype(bool)
+            ax_llc, ax_peak = axes[2 * a, s], axes[2 * a + 1, s]
+            finite = np.isfinite(mean)
+            ax_llc.errorbar(eps[finite], mean[finite], yerr=sem[finite], color=color, linewidth=0.8,
+                            elinewidth=0.6, zorder=2)
+            ax_peak.plot(eps[np.isfinite(peak)], peak[np.isfinite(peak)], color=color, linewidth=0.8, zorder=2)
+            for ax, y in ((ax_llc, mean), (ax_peak, peak)):
+                ok = np.isfinite(y)
+                ax.plot(eps[ok & accepted], y[ok & accepted], linestyle="none", marker="o", markersize=4,
+                        color=color, markeredgecolor="black", markeredgewidth=0.4, zorder=3)
+                ax.plot(eps[ok & healthy & ~accepted], y[ok & healthy & ~accepted], linestyle="none", marker="o",
+                        markersize=4, markerfacecolor="white", markeredgecolor=color, zorder=3)
+                ax.plot(eps[ok & ~healthy], y[ok & ~healthy], linestyle="none", zorder=3, **_SPIKED,
+                        markeredgecolor=color)
+                if (~ok).any():
+                    ax.plot(eps[~ok], np.full((~ok).sum(), 0.04), linestyle="none", clip_on=False, zorder=5,
+                            transform=ax.get_xaxis_transform(), **{**_FAILED, "markerfacecolor": color})
+                if math.isfinite(chosen):
+                    ax.axvline(chosen, color="black", linestyle="--", linewidth=0.8, zorder=1)
+            ax_peak.axhline(SPIKE_RATIO, color="0.5", linestyle=":", linewidth=0.8, zorder=1)
+            ax_peak.set_yscale("log")
+            ax_peak.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax_peak.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax_peak.yaxis.set_minor_formatter(NullFormatter())
+            ax_llc.set_xscale("log")
+            ax_llc.set_xticks(eps, [format_number(e) for e in eps])
+            ax_llc.xaxis.set_minor_locator(NullLocator())
+            ax_llc.set_title(f"$M$ = {format_M(M)}, step {step}", pad=2)
+            if s == 0:
+                ax_llc.set_ylabel("LLC $\\hat\\lambda$")
+                ax_peak.set_ylabel("trace peak /\n$\\ell_n(w^*)$")
+    for ax in axes[-1]:
+        ax.set_xlabel("SGLD step size ε")
+    satisfied = bool(int(cal.attrs.get("rule_satisfied", 0)))
+    verdict = "rule satisfied" if satisfied else "RULE NOT SATISFIED: fallback choice"
+    fig.suptitle(f"ε calibration at γ = {format_number(gamma)}, nβ = {format_number(float(cal.attrs.get('nbeta', math.nan)))}: "
+                 f"chosen ε = {format_number(chosen)} ({verdict})")
+    add_marker_legend(
+        fig,
+        {
+            "accepted (healthy, on the plateau)": proxy({"marker": "o", "markersize": 4, "markeredgecolor": "black"}),
+            "healthy, not on the plateau": proxy({"marker": "o", "markersize": 4, "markerfacecolor": "white"}),
+            "unhealthy (diverged chain or spike)": proxy(_SPIKED),
+            "every chain diverged": proxy(_FAILED),
+            "chosen ε": proxy({}, color="black", linestyle="--"),
+            f"spike limit ({SPIKE_RATIO:.0f}×)": proxy({}, color="0.5", linestyle=":"),
+        },
+        ncols=3,
     )
     return fig

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from ..provenance import PDF_KEY, PNG_KEY, current_stamp
 from ._inputs import FigureInputs, FigureSettings, require_vars
-from ._llc import fig_llc_over_time, figF_llc_traces
+from ._llc import fig_llc_calibration, fig_llc_over_time, figF_llc_traces
 from ._pca import draw_pca_pair, figC_pca_pairs, figE_token_loadings, pcs
 from ._style import (
     DOUBLE_WIDTH,
@@ -43,6 +43,7 @@ FIGURE_STORES: dict[str, tuple[str, ...]] = {
     "figE_token_loadings": ("pca",),
     "figF_llc_traces": ("llc",),
     "fig_llc_over_time": ("llc", "outputs"),
+    "fig_llc_calibration": ("llc_calibration",),
     "fig1": ("outputs", "baselines", "pca"),
     "fig3": ("outputs", "baselines", "llc"),
 }
@@ -59,6 +60,7 @@ _VARIABLES: dict[str, tuple[str, ...]] = {
     "pca": ("trajectory", "explained_variance_ratio", "predictor_projection", "token_loadings"),
     "llc": ("llc_mean", "llc_std", "loss_trace"),
     "llc_calibration": ("llc_mean", "llc_std", "loss_trace"),
+    "llc_calibration_choice": ("llc_mean", "trace_peak", "healthy", "accepted", "chosen_epsilon"),
 }
 
 Colors = Mapping[float, Color]
@@ -184,6 +186,12 @@ def _figF(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Fig
     return figF_llc_traces(inputs.llc, inputs.llc_calibration, colors)
 
 
+def _llc_calibration(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    assert inputs.llc_calibration is not None
+    require_vars(inputs.llc_calibration, "fig_llc_calibration", "llc_calibration", _VARIABLES["llc_calibration_choice"])
+    return fig_llc_calibration(inputs.llc_calibration, colors)
+
+
 def _llc_over_time(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
     assert inputs.llc is not None
     return fig_llc_over_time(inputs.llc, inputs.outputs, colors, settings.window, settings.llc_error)
@@ -200,6 +208,7 @@ _DRAW: dict[str, Callable[[FigureInputs, FigureSettings, Colors], Figure]] = {
     "figE_token_loadings": _figE,
     "figF_llc_traces": _figF,
     "fig_llc_over_time": _llc_over_time,
+    "fig_llc_calibration": _llc_calibration,
     "fig1": _fig1,
     "fig3": _fig3,
 }

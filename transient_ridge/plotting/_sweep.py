@@ -137,7 +137,9 @@ def final_llc(llc: xr.Dataset, error: str) -> dict[float, tuple[float, float, An
 
     ``error`` is ``"std"`` (``llc_std``, across chains) or ``"sem"`` (std over the
     square root of the number of healthy chains, from ``llc_chain`` or the
-    ``num_chains`` attribute). M without any finite estimate are left out.
+    ``num_chains`` attribute). M without any finite estimate are left out, and so
+    are M whose final recorded estimate failed (every chain diverged; the store's
+    ``failed_chains``): an earlier checkpoint is not a stand-in for the final model.
     """
     mean = llc["llc_mean"].transpose("M", "step")
     std = llc["llc_std"].transpose("M", "step")
@@ -146,6 +148,9 @@ def final_llc(llc: xr.Dataset, error: str) -> dict[float, tuple[float, float, An
     for i, M in enumerate(mean["M"].values):
         row = np.asarray(mean.values[i], dtype=np.float64)
         ok = np.flatnonzero(np.isfinite(row))
+        if "failed_chains" in llc:
+            recorded = np.flatnonzero(np.isfinite(llc["failed_chains"].transpose("M", "step").values[i].astype(np.float64)))
+            ok = recorded[-1:] if recorded.size and np.isfinite(row[recorded[-1]]) else ok[:0]
         if not ok.size:
             continue
         j = ok[-1]

@@ -3,10 +3,7 @@
 
 rule claims:
     input:
-        outputs=get_outputs_stores,
-        baselines=get_baselines_store,
-        pca="results/{exp}/pca.zarr",
-        llc="results/{exp}/llc.zarr",
+        unpack(get_claims_inputs),
     output:
         md=report(
             "results/{exp}/claims.md",

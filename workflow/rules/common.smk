@@ -57,7 +57,7 @@ STAGE_SECTIONS = {
     "train": TRAINING_SECTIONS,
     "pca": ("pca",),
     "llc_run": ("llc", "seeds.sgld", "training.steps", "checkpoints"),
-    "llc_calibration": ("llc", "seeds.sgld", "training.steps"),
+    "llc_calibration": ("llc", "seeds.sgld", "training.steps", "checkpoints"),
     "claims": ("figures",),
 }
 
@@ -166,9 +166,34 @@ def get_llc_run_stores(wildcards):
     return [llc_run_store(wildcards.exp, M) for M in run_labels(wildcards.exp)]
 
 
+def get_llc_run_inputs(wildcards):
+    """A run's checkpoints and tasks, plus the calibration store when llc.epsilon is "auto"."""
+    inputs = {
+        "checkpoints": f"{run_dir(wildcards.exp, wildcards.M)}/checkpoints",
+        "tasks": run_tasks_store(wildcards.exp, wildcards.M),
+    }
+    if EXPERIMENTS[wildcards.exp].llc.epsilon_is_auto:
+        inputs["calibration"] = calibration_store(wildcards.exp)
+    return inputs
+
+
 def get_calibration_checkpoints(wildcards):
     calibration = EXPERIMENTS[wildcards.exp].llc.calibration
     return [f"{run_dir(wildcards.exp, format_task_count(m))}/checkpoints" for m in calibration.M]
+
+
+def get_claims_inputs(wildcards):
+    """The stores the claims read; the calibration store too when the experiment has one."""
+    exp = wildcards.exp
+    inputs = {
+        "outputs": get_outputs_stores(wildcards),
+        "baselines": baselines_store(exp),
+        "pca": pca_store(exp),
+        "llc": llc_store(exp),
+    }
+    if has_calibration(exp):
+        inputs["calibration"] = calibration_store(exp)
+    return inputs
 
 
 def figure_inputs(name):
@@ -249,6 +274,8 @@ def experiment_targets(exp):
     """
     if exp not in EXPERIMENTS:
         raise ConfigError(f"experiment {exp!r} is not in the config; known: {sorted(EXPERIMENTS)}")
-    targets = [figure_file(exp, name, ext) for name in FIGURE_NAMES for ext in ("pdf", "png")]
+    # the calibration figure (and store) only where the experiment has an llc.calibration block
+    names = [n for n in FIGURE_NAMES if has_calibration(exp) or "llc_calibration" not in FIGURE_STORES[n]]
+    targets = [figure_file(exp, name, ext) for name in names for ext in ("pdf", "png")]
     targets += [claims_file(exp, "md"), claims_file(exp, "json")]
     return targets

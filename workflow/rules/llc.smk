@@ -1,11 +1,11 @@
 # Local learning coefficients: per run at selected checkpoints, gathered into one
-# store, and an epsilon x gamma calibration sweep on a few final models.
+# store, and the calibration that sweeps epsilon at a few checkpoints of a few runs
+# and chooses it (llc_run reads the choice when llc.epsilon is "auto").
 
 
 rule llc_run:
     input:
-        checkpoints="results/{exp}/runs/M{M}/checkpoints",
-        tasks=get_run_tasks_store,
+        unpack(get_llc_run_inputs),
     output:
         directory("results/{exp}/runs/M{M}/llc.zarr"),
     params:

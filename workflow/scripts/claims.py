@@ -4,7 +4,14 @@ import json
 import logging
 from pathlib import Path
 
-from transient_ridge.claims import check_claims, claims_json, claims_markdown
+from transient_ridge.claims import (
+    calibration_report,
+    check_claims,
+    claims_json,
+    claims_markdown,
+    llc_health_report,
+    llc_sections_markdown,
+)
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.provenance import current_stamp, start_job
 from transient_ridge.runtime import configure_logging
@@ -12,27 +19,35 @@ from transient_ridge.store import open_dataset
 
 
 def main(
-    experiment: str, block: dict, outputs_paths: list[str], baselines: str, pca: str, llc: str, md: str, json_path: str
+    experiment: str, block: dict, outputs_paths: list[str], baselines: str, pca: str, llc: str, md: str, json_path: str,
+    calibration: str | None = None,
 ) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
     outputs = {}
     for path in outputs_paths:
         dataset = open_dataset(path).drop_vars("pred_root")
         outputs[float(dataset.attrs["M"])] = dataset
+    llc_ds = open_dataset(llc)
     claims = check_claims(
         outputs,
         open_dataset(baselines),
         open_dataset(pca),
-        open_dataset(llc),
+        llc_ds,
         smoothing_window=cfg.figures.smoothing_window,
     )
     for claim in claims:
         logging.info("%s: %s", claim.name, "holds" if claim.holds else "does NOT hold")
+    health = llc_health_report(llc_ds)
+    chosen = calibration_report(open_dataset(calibration)) if calibration else None
+    if health["counts"]["failed"] or health["counts"]["unreliable"]:
+        logging.warning("LLC estimates not sound: %s", health["not_sound"])
     stamp = current_stamp()
     commit = stamp["git_commit"][:12] + (" (uncommitted changes)" if stamp["git_dirty"] is True else "")
     footer = f"\n\n_Checked by rule `{stamp['rule']}` at commit {commit}, {stamp['created_utc']}._\n"
-    Path(md).write_text(claims_markdown(experiment, claims).rstrip("\n") + footer)
-    Path(json_path).write_text(json.dumps({**json.loads(claims_json(experiment, claims)), "provenance": stamp}, indent=2, sort_keys=True))
+    markdown = claims_markdown(experiment, claims, llc_sections_markdown(health, chosen))
+    Path(md).write_text(markdown.rstrip("\n") + footer)
+    report = json.loads(claims_json(experiment, claims, {"llc_health": health, "llc_calibration": chosen}))
+    Path(json_path).write_text(json.dumps({**report, "provenance": stamp}, indent=2, sort_keys=True))
 
 
 if "snakemake" in globals():
@@ -47,4 +62,5 @@ if "snakemake" in globals():
         snakemake.input.llc,
         snakemake.output.md,
         snakemake.output.json,
+        snakemake.input.get("calibration"),
     )

@@ -1,4 +1,4 @@
-"""Rule `llc_calibration`: epsilon x gamma sweep of the LLC on a few final models."""
+"""Rule `llc_calibration`: epsilon (x gamma) sweep of the LLC at a few checkpoints of a few runs; chooses epsilon."""
 
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.llc_stage import build_calibration_dataset
