@@ -121,8 +121,8 @@ def test_ridge_dmmse_gap_matches_a_plain_loop_and_reaches_the_report():
     assert f"| {0.1 / run['ridge_dmmse_gap']:.2f} |" in claims_markdown("x", [claim])
 
 
-def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
-    steps = 6
+def _two_dmmse_like_runs(steps=6):
+    """Outputs of M = 1 and 16 heading to dMMSE, with baselines and a PCA the LLC claim needs."""
     outputs = {
         1.0: _outputs(1.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
         16.0: _outputs(16.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
@@ -133,6 +133,11 @@ def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
          "trajectory": (("M", "step", "pc"), np.zeros((2, 2, 2))), "explained_variance_ratio": ("pc", [0.5, 0.2])},
         coords={"predictor": ["ridge", "dmmse_M1"], "pc": [1, 2], "M": [1.0, 16.0]},
     )
+    return outputs, baselines, pca
+
+
+def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
+    outputs, baselines, pca = _two_dmmse_like_runs()
     trace = np.full((2, 2, 2, 5), 0.5)  # (M, step, chain, draw); init loss 0.25 -> peak 2x
     llc = xr.Dataset(
         {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, np.nan]]),
@@ -154,17 +159,7 @@ def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
 
 
 def test_llc_claim_refuses_a_failed_final_estimate_and_claims_md_shows_it():
-    steps = 6
-    outputs = {
-        1.0: _outputs(1.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
-        16.0: _outputs(16.0, np.linspace(3, 2, steps), np.ones(steps), np.linspace(0.5, 0.01, steps)),
-    }
-    baselines = xr.Dataset({"loss_ridge_ood": ("token", [1.0])})
-    pca = xr.Dataset(
-        {"predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0]]),
-         "trajectory": (("M", "step", "pc"), np.zeros((2, 2, 2))), "explained_variance_ratio": ("pc", [0.5, 0.2])},
-        coords={"predictor": ["ridge", "dmmse_M1"], "pc": [1, 2], "M": [1.0, 16.0]},
-    )
+    outputs, baselines, pca = _two_dmmse_like_runs()
     trace = np.full((2, 2, 2, 5), 0.5)
     trace[1, 1] = np.nan  # M=16, final step: every chain diverged
     llc = xr.Dataset(
