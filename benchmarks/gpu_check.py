@@ -496,7 +496,9 @@ SMOKE_SLICE = """experiments:
     training: { steps: 40, batch_size: 8, log_every: 20, resume_every: 20 }
     checkpoints: { linear_interval: 10, log_count: 5, weights_every: 2 }
     evaluation: { batch_size: 64 }
-    llc: { num_samples: 64, num_chains: 2, num_burnin: 5, num_draws: 10, batch_size: 16, num_checkpoints: 2 }
+    llc:
+      { num_samples: 64, num_chains: 2, num_burnin: 5, num_draws: 10, batch_size: 16, num_checkpoints: 2,
+        calibration: { M: [4, inf], num_chains: 2, num_burnin: 5, num_draws: 5 } }
 """
 
 
