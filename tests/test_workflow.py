@@ -156,6 +156,17 @@ def test_diverged_llc_estimates_do_not_stop_the_workflow(tiny_block, tmp_path):
     assert f"0 sound, 0 unreliable (" in claims and f"{2 * steps} failed (every chain diverged" in claims
     assert (workdir / "results/tiny/figures/fig_llc_over_time.png").stat().st_size > 0
 
+    # with an explicit epsilon the calibration grid is not llc_run's business:
+    # adding one schedules the calibration, never a new estimate
+    tiny_block["llc"]["calibration"] = {"M": [1], "epsilon": [1e-4, 1e-3], "gamma": [100.0]}
+    config = _write_tiny_config(tmp_path / "calibrated.yaml", tiny_block)
+    result = _snakemake(
+        "-n", "tiny", "--configfile", config, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _job_counts(result.stdout)
+    assert counts.get("llc_calibration") == 1 and "llc_run" not in counts, result.stdout[-3000:]
+
 
 @pytest.mark.parametrize("epsilon, calibrates", [("auto", True), (1e-3, False)])
 def test_llc_run_waits_for_the_calibration_only_when_epsilon_is_auto(tiny_block, tmp_path, epsilon, calibrates):

@@ -28,6 +28,7 @@ from .schedule import checkpoint_steps, log_spaced_subset, weight_steps
 from .store import provenance_attrs
 
 __all__ = [
+    "LLC_RUN_SECTIONS",
     "llc_steps",
     "llc_data",
     "estimate_checkpoint_llc",
@@ -39,6 +40,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The config an llc_run job depends on (its rule's params, so Snakemake's params
+# trigger fires on these only): every SGLD setting but the calibration grid. With
+# `epsilon: auto` the chosen epsilon reaches llc_run as an input (the calibration
+# store), so a changed grid reruns llc_run through that edge; with an explicit
+# epsilon the grid does not matter to it.
+LLC_RUN_SECTIONS = (
+    *(f"llc.{field.name}" for field in dataclasses.fields(LLCConfig) if field.name != "calibration"),
+    "seeds.sgld",
+    "training.steps",
+    "checkpoints",
+)
 
 
 def llc_steps(cfg: ExperimentConfig) -> np.ndarray:

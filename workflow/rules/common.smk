@@ -9,6 +9,7 @@ from transient_ridge.config import (
     parse_task_count,
     validate_config,
 )
+from transient_ridge.llc_stage import LLC_RUN_SECTIONS
 from transient_ridge.train import TRAINING_SECTIONS
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 from transient_ridge.provenance import ProvenanceError, read_provenance
@@ -56,7 +57,7 @@ STAGE_SECTIONS = {
     "baselines": ("data", "seeds.tasks", "seeds.probes", "probes"),
     "train": TRAINING_SECTIONS,
     "pca": ("pca",),
-    "llc_run": ("llc", "seeds.sgld", "training.steps", "checkpoints"),
+    "llc_run": LLC_RUN_SECTIONS,
     "llc_calibration": ("llc", "seeds.sgld", "training.steps", "checkpoints"),
     "claims": ("figures",),
 }
