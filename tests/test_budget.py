@@ -1,6 +1,6 @@
 """The disk budget of the paper sweep, from the config alone."""
 
-from transient_ridge.budget import estimate_budget, estimate_wall_time, main
+from transient_ridge.budget import calibration_chain_steps, estimate_budget, estimate_wall_time, main
 from transient_ridge.config import ExperimentConfig
 
 from conftest import REPO
@@ -22,25 +22,35 @@ def test_budget_command_prints_the_verdict(capsys):
 
 
 def test_wall_time_against_a_hand_count(tiny_cfg):
-    """tiny: 3 runs x 40 steps; LLC 2 checkpoints x 2 chains x (5 + 10) steps; calibration 1 estimate."""
+    """tiny: 3 runs x 40 steps; LLC 2 checkpoints x 2 chains x (5 + 10) steps; calibration: 1 run x
+    2 checkpoints (first, middle = last of the 2) x 1 epsilon x 1 gamma estimates of 2 x (5 + 10)."""
     t = estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=1, job_startup_s=10, cpu_overhead_s=60)
-    assert t.llc_chain_steps_per_run == 2 * 2 * 15 and t.calibration_chain_steps == 2 * 15
-    assert not t.calibration_assumed
-    assert (t.train_job_s, t.llc_job_s, t.calibration_job_s) == (10 + 40 / 4, 10 + 60 / 6, 10 + 30 / 6)
-    assert t.gpu_work_s == t.makespan_s == 3 * (20 + 20) + 15
-    assert t.total_s == 135 + 60
-    # 2 GPUs: T1 T4 [0, 20]; T_inf and the calibration (after T4) [20, 40] and [20, 35];
-    # LLC M1 [35, 55], LLC M4 [40, 60], LLC inf [55, 75]
-    assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=2, job_startup_s=10).makespan_s == 75
-    # as many GPUs as jobs allow: a training then its LLC is the critical path
+    assert t.llc_chain_steps_per_run == 2 * 2 * 15 and t.calibration_chain_steps == 2 * (2 * 15)
+    assert (t.train_job_s, t.llc_job_s, t.calibration_job_s) == (10 + 40 / 4, 10 + 60 / 6, 10 + 60 / 6)
+    assert t.gpu_work_s == t.makespan_s == 3 * (20 + 20) + 20
+    assert t.total_s == 140 + 60
+    # 2 GPUs: T1 T4 [0, 20]; T_inf and the calibration (after T4) [20, 40];
+    # LLC M1 and M4 [40, 60], LLC inf [60, 80]
+    assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=2, job_startup_s=10).makespan_s == 80
+    # as many GPUs as jobs allow, explicit epsilon: a training then its LLC is the critical path
     assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=8, job_startup_s=10).makespan_s == 40
 
 
-def test_wall_time_assumes_a_calibration_grid_when_the_config_has_none(tiny_block):
+def test_with_epsilon_auto_every_llc_run_waits_for_the_calibration(tiny_block):
+    tiny_block["llc"]["epsilon"] = "auto"
+    cfg = ExperimentConfig.from_dict("tiny", tiny_block)
+    # 8 GPUs: trainings [0, 20], calibration [20, 40], then every LLC run [40, 60]
+    assert estimate_wall_time(cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=8, job_startup_s=10).makespan_s == 60
+
+
+def test_calibration_with_its_own_chains_and_none_without_a_grid(tiny_block):
+    tiny_block["llc"]["calibration"].update(num_chains=3, num_burnin=1, num_draws=4)
+    cfg = ExperimentConfig.from_dict("tiny", tiny_block)
+    assert calibration_chain_steps(cfg) == 2 * 3 * (1 + 4)
     del tiny_block["llc"]["calibration"]
     cfg = ExperimentConfig.from_dict("tiny", tiny_block)
-    t = estimate_wall_time(cfg, train_steps_per_s=4, chain_steps_per_s=6, job_startup_s=0)
-    assert t.calibration_assumed and t.calibration_chain_steps == 2 * 3 * 4 * (2 * 15)
+    t = estimate_wall_time(cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=1, job_startup_s=10)
+    assert t.calibration_chain_steps == 0 and t.calibration_job_s == 0 and t.makespan_s == 3 * (20 + 20)
 
 
 def test_budget_command_prints_the_derived_wall_time(capsys):
@@ -51,7 +61,7 @@ def test_budget_command_prints_the_derived_wall_time(capsys):
 
 def test_paper_slice_is_sized_to_fit_eight_minutes_on_one_gpu(repo_config):
     """At the lower end of the rates measured on an H200 (shared/gpu/README.md: 172 steps/s inside
-    `train`, 735 chain-steps/s at SGLD batch 64), with the assumed calibration and overheads."""
+    `train`, 735 chain-steps/s at SGLD batch 64), with its calibration and the assumed overheads."""
     cfg = ExperimentConfig.from_config(repo_config, "paper_slice")
     assert cfg.llc.batch_size == 64  # the batch the chain rate was measured at
     t = estimate_wall_time(cfg, train_steps_per_s=172, chain_steps_per_s=735, gpus=1)

@@ -11,7 +11,8 @@ Wall times are DERIVED, not measured: step counts from the config divided by
 step rates you pass in (measure them with `python benchmarks/gpu_check.py`),
 scheduled on the GPUs the way the DAG allows (one `train` job per M, one
 `llc_run` per M after its training, one `llc_calibration` after the training of
-its runs; each job holds one GPU), plus assumed start-up and CPU-stage overheads.
+its runs, which every `llc_run` also waits for when `llc.epsilon` is `auto`; each
+job holds one GPU), plus assumed start-up and CPU-stage overheads.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import argparse
 import heapq
 from dataclasses import dataclass
 
-from .config import ExperimentConfig, load_yaml
+from .config import AUTO, ExperimentConfig, LLCConfig, load_yaml
+from .llc_stage import calibration_settings, calibration_steps
 from .model import InContextRegressionTransformer
 from .schedule import checkpoint_steps, weight_steps
 from .train import model_config_for
 
-__all__ = ["Budget", "estimate_budget", "WallTime", "llc_chain_steps", "estimate_wall_time", "main"]
+__all__ = ["Budget", "estimate_budget", "WallTime", "llc_chain_steps", "calibration_chain_steps", "estimate_wall_time", "main"]
 
 FLOAT32, FLOAT64 = 4, 8
 
@@ -84,11 +86,6 @@ def estimate_budget(cfg: ExperimentConfig) -> Budget:
     )
 
 
-# What an LLC calibration sweeps when the config has no calibration grid (issue 15's plan for
-# paper_slice): 2 runs x 3 checkpoints x 4 epsilon values, at the experiment's chain settings.
-ASSUMED_CALIBRATION = (2, 3, 4)
-
-
 @dataclass(frozen=True)
 class WallTime:
     """Derived wall time of an experiment's GPU jobs (seconds), and the counts behind it.
@@ -103,7 +100,6 @@ class WallTime:
     train_steps: int
     llc_chain_steps_per_run: int
     calibration_chain_steps: int
-    calibration_assumed: bool
     train_job_s: float
     llc_job_s: float
     calibration_job_s: float
@@ -118,18 +114,26 @@ class WallTime:
 
 def llc_chain_steps(cfg: ExperimentConfig) -> int:
     """SGLD chain-steps of one run's ``llc_run``: checkpoints x chains x (burn-in + draws x steps between)."""
-    llc = cfg.llc
-    return llc.num_checkpoints * llc.num_chains * (llc.num_burnin + llc.num_draws * llc.steps_between_draws)
+    return cfg.llc.num_checkpoints * _chain_steps_per_estimate(cfg.llc)
 
 
-def _calibration_estimates(cfg: ExperimentConfig, assumed: tuple[int, int, int]) -> tuple[int, bool]:
-    """Number of LLC estimates the calibration makes, and whether it is the assumed grid."""
+def _chain_steps_per_estimate(llc: LLCConfig) -> int:
+    """SGLD chain-steps of one estimate: chains x (burn-in + draws x steps between draws)."""
+    return llc.num_chains * (llc.num_burnin + llc.num_draws * llc.steps_between_draws)
+
+
+def calibration_chain_steps(cfg: ExperimentConfig) -> int:
+    """SGLD chain-steps of the ``llc_calibration`` job (0 without an ``llc.calibration`` grid).
+
+    One estimate per calibration run x calibration checkpoint
+    (:func:`~transient_ridge.llc_stage.calibration_steps`) x ε x γ, each with the
+    calibration's own chain counts (:func:`~transient_ridge.llc_stage.calibration_settings`).
+    """
     grid = cfg.llc.calibration
     if grid is None:
-        runs, checkpoints, values = assumed
-        return runs * checkpoints * values, True
-    checkpoints = int(getattr(grid, "num_checkpoints", 1) or 1)
-    return len(grid.M) * checkpoints * len(grid.epsilon) * len(grid.gamma), False
+        return 0
+    estimates = len(grid.M) * len(calibration_steps(cfg)) * len(grid.epsilon) * len(grid.gamma)
+    return estimates * _chain_steps_per_estimate(calibration_settings(cfg))
 
 
 def _makespan(jobs: list[tuple[float, list[int]]], gpus: int) -> float:
@@ -161,7 +165,6 @@ def estimate_wall_time(
     gpus: int = 1,
     job_startup_s: float = 10.0,
     cpu_overhead_s: float = 60.0,
-    assumed_calibration: tuple[int, int, int] = ASSUMED_CALIBRATION,
 ) -> WallTime:
     """Derived wall time of ``cfg`` on ``gpus`` GPUs from measured step rates.
 
@@ -172,8 +175,6 @@ def estimate_wall_time(
         job_startup_s: per GPU job (Python, torch and CUDA start-up, loading stores): assumed.
         cpu_overhead_s: the CPU stages (tasks, baselines, evaluate, PCA, figures, claims)
             and Snakemake itself, added once: assumed.
-        assumed_calibration: (runs, checkpoints, values) swept when the config has no
-            ``llc.calibration`` grid.
     """
     if train_steps_per_s <= 0 or chain_steps_per_s <= 0 or gpus < 1:
         raise ValueError(
@@ -181,27 +182,24 @@ def estimate_wall_time(
         )
     runs = len(cfg.data.M)
     per_run_chain_steps = llc_chain_steps(cfg)
-    estimates, assumed = _calibration_estimates(cfg, assumed_calibration)
-    per_estimate = cfg.llc.num_chains * (cfg.llc.num_burnin + cfg.llc.num_draws * cfg.llc.steps_between_draws)
-    calibration_steps = estimates * per_estimate
+    calibration_steps = calibration_chain_steps(cfg)
     train_s = job_startup_s + cfg.training.steps / train_steps_per_s
     llc_s = job_startup_s + per_run_chain_steps / chain_steps_per_s
-    calibration_s = job_startup_s + calibration_steps / chain_steps_per_s
+    calibration_s = job_startup_s + calibration_steps / chain_steps_per_s if calibration_steps else 0.0
     # priority: every training first (the DAG's long pole), then the calibration, then the LLC runs
     jobs: list[tuple[float, list[int]]] = [(train_s, []) for _ in range(runs)]
-    if assumed:
-        calibration_runs = list(range(min(runs, assumed_calibration[0])))
-    else:
-        calibration_runs = [cfg.data.M.index(M) for M in cfg.llc.calibration.M if M in cfg.data.M]
-    jobs.append((calibration_s, calibration_runs))
-    jobs.extend((llc_s, [i]) for i in range(runs))
+    llc_waits_for = []
+    if calibration_steps:
+        jobs.append((calibration_s, [cfg.data.M.index(M) for M in cfg.llc.calibration.M]))
+        if cfg.llc.epsilon == AUTO:
+            llc_waits_for = [runs]
+    jobs.extend((llc_s, [i, *llc_waits_for]) for i in range(runs))
     return WallTime(
         gpus=gpus,
         runs=runs,
         train_steps=cfg.training.steps,
         llc_chain_steps_per_run=per_run_chain_steps,
         calibration_chain_steps=calibration_steps,
-        calibration_assumed=assumed,
         train_job_s=train_s,
         llc_job_s=llc_s,
         calibration_job_s=calibration_s,
@@ -232,7 +230,7 @@ def _print_wall_time(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
             cpu_overhead_s=args.cpu_overhead_s,
         )
         if gpus == args.gpus[0]:
-            calibration = "assumed 2 runs x 3 checkpoints x 4 epsilon" if t.calibration_assumed else "from the config"
+            calibration = "every llc_run waits for it" if cfg.llc.epsilon == AUTO else "explicit epsilon: runs alongside"
             print(f"  per run: train {t.train_steps:,} steps = {_duration(t.train_job_s)}, "
                   f"LLC {t.llc_chain_steps_per_run:,} chain-steps = {_duration(t.llc_job_s)}; "
                   f"calibration {t.calibration_chain_steps:,} chain-steps = {_duration(t.calibration_job_s)} ({calibration})")
