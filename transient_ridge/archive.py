@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .provenance import ProvenanceError, current_stamp, read_provenance
+from .store import open_dataset
 
 __all__ = [
     "FORMAT",
@@ -168,10 +169,10 @@ def _stamps(root: Path, files: Iterable[Path]) -> dict[str, Any]:
 
 def _experiment_config(root: Path, experiment: str) -> dict[str, Any] | None:
     """The experiment config the results were made with (the ``config`` attr of tasks.zarr)."""
-    tasks = root / "results" / experiment / "data" / "tasks.zarr" / "zarr.json"
+    tasks = root / "results" / experiment / "data" / "tasks.zarr"
     if not tasks.exists():
         return None
-    attrs = json.loads(tasks.read_text()).get("attributes", {})
+    attrs = open_dataset(tasks, load=False).attrs
     return json.loads(attrs["config"]) if "config" in attrs else None
 
 

@@ -26,7 +26,6 @@ __all__ = [
     "TransienceMeasure",
     "measure_transience",
     "ridge_dmmse_gap",
-    "final_trace_peak_ratio",
     "final_llc_estimate",
     "llc_health_report",
     "calibration_report",
@@ -122,36 +121,25 @@ def _recorded_steps(run: xr.Dataset) -> np.ndarray:
     return np.flatnonzero(np.isfinite(run["llc_mean"].values))
 
 
-def final_llc_estimate(llc: xr.Dataset, M: float) -> tuple[float, str | None, int | None]:
-    """Run ``M``'s final LLC record: ``(estimate, status, step)``.
+def final_llc_estimate(llc: xr.Dataset, M: float) -> tuple[float, str | None, int | None, float | None]:
+    """Run ``M``'s final LLC record: ``(estimate, status, step, trace peak ratio)``.
 
     The estimate is NaN and the status ``failed`` when every chain diverged there;
-    ``(nan, None, None)`` when the run has no record at all.
+    the peak is ``llc_health.trace_peak_ratio`` of that record (``None`` without
+    traces); ``(nan, None, None, None)`` when the run has no record at all.
     """
     run = llc.sel(M=M)
     recorded = _recorded_steps(run)
     if not recorded.size:
-        return math.nan, None, None
+        return math.nan, None, None, None
     last = run.isel(step=int(recorded[-1]))
     mean = float(last["llc_mean"])
     failed = float(last["failed_chains"]) if "failed_chains" in last else math.nan
     peak = math.nan
     if "loss_trace" in last and "init_loss" in last:
         peak = float(trace_peak_ratio(last["loss_trace"].transpose("chain", "draw").values, float(last["init_loss"])))
-    return mean, str(estimate_status(mean, failed, peak)), int(last["step"])
-
-
-def final_trace_peak_ratio(llc: xr.Dataset, M: float) -> float | None:
-    """``llc_health.trace_peak_ratio`` of run ``M``'s final LLC record (``None`` without traces)."""
-    if "loss_trace" not in llc or "init_loss" not in llc:
-        return None
-    run = llc.sel(M=M)
-    recorded = _recorded_steps(run)
-    if not recorded.size:
-        return None
-    last = run.isel(step=int(recorded[-1]))
-    peak = float(trace_peak_ratio(last["loss_trace"].transpose("chain", "draw").values, float(last["init_loss"])))
-    return peak if math.isfinite(peak) else None
+    status = str(estimate_status(mean, failed, peak))
+    return mean, status, int(last["step"]), peak if math.isfinite(peak) else None
 
 
 def llc_health_report(llc: xr.Dataset) -> dict:
@@ -338,7 +326,7 @@ def check_claims(
             for M in finite[1:]
             if float(outputs[M]["dist_dmmse"][-1]) < float(outputs[M]["dist_ridge"][-1])
         ]
-        peaks = {M: final_trace_peak_ratio(llc, M) for M in finite}
+        peaks = {M: finals[M][3] for M in finite}
         compared = [small, *dmmse_like]
         spiked = [M for M in compared if peaks[M] is not None and peaks[M] > SPIKE_RATIO]
         not_sound = [M for M in compared if finals[M][1] not in (SOUND, None) or not math.isfinite(final_llc[M])]
