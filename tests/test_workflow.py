@@ -154,6 +154,7 @@ def test_diverged_llc_estimates_do_not_stop_the_workflow(tiny_block, tmp_path):
     claims = (workdir / "results/tiny/claims.md").read_text()
     steps = llc.sizes["step"]
     assert f"0 sound, 0 unreliable (" in claims and f"{2 * steps} failed (every chain diverged" in claims
+    assert "## LLC over training" in claims and "| 1 | " + " | ".join(["_failed_"] * steps) + " | too few sound" in claims
     assert (workdir / "results/tiny/figures/fig_llc_over_time.png").stat().st_size > 0
 
     # with an explicit epsilon the calibration grid is not llc_run's business:

@@ -13,6 +13,7 @@ from transient_ridge.claims import (
     llc_sections_markdown,
 )
 from transient_ridge.config import ExperimentConfig
+from transient_ridge.llc_trend import llc_over_training_markdown, llc_over_training_report
 from transient_ridge.provenance import current_stamp, start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset
@@ -44,9 +45,14 @@ def main(
     stamp = current_stamp()
     commit = stamp["git_commit"][:12] + (" (uncommitted changes)" if stamp["git_dirty"] is True else "")
     footer = f"\n\n_Checked by rule `{stamp['rule']}` at commit {commit}, {stamp['created_utc']}._\n"
-    markdown = claims_markdown(experiment, claims, llc_sections_markdown(health, chosen))
+    trend = llc_over_training_report(llc_ds)
+    for run in trend["runs"]:
+        logging.info("LLC over training, M=%s: %s (last/first sound = %.3g)", run["M"], run["shape"], run["last_over_first"])
+    markdown = claims_markdown(
+        experiment, claims, llc_over_training_markdown(trend) + llc_sections_markdown(health, chosen)
+    )
     Path(md).write_text(markdown.rstrip("\n") + footer)
-    report = json.loads(claims_json(experiment, claims, {"llc_health": health, "llc_calibration": chosen}))
+    report = json.loads(claims_json(experiment, claims, {"llc_health": health, "llc_calibration": chosen, "llc_over_training": trend}))
     Path(json_path).write_text(json.dumps({**report, "provenance": stamp}, indent=2, sort_keys=True))
 
 

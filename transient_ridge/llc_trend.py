@@ -1,0 +1,144 @@
+"""The shape of each run's LLC over training, read from ``llc.zarr`` (its sound estimates only).
+
+Hoogland et al. (2024) split training into stages at the turning points of the
+LLC curve: it rises while the network acquires structure and can fall while it
+simplifies. This module states, per run, whether the LLC rises, falls or stays
+flat over the estimated checkpoints, so that claims.md reports the shape with
+its numbers instead of leaving it to the eye. Estimates that are not sound
+(``llc_health.estimate_status``) are listed but never shape the verdict.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from .llc_health import SOUND, estimate_status, trace_peak_ratio
+from .config import format_task_count
+
+__all__ = ["SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_report", "llc_over_training_markdown"]
+
+# A change counts when it exceeds 20 % of the reference value: the spread of a
+# healthy final estimate across ε on the plateau is ≈ 6 %, and across chains
+# 2-8 % (docs/llc.md), so smaller moves are not read as a shape.
+SHAPE_TOLERANCE = 0.2
+TOO_FEW = "too few sound estimates"
+
+
+def curve_shape(values: np.ndarray, tolerance: float = SHAPE_TOLERANCE) -> str:
+    """Shape of a sequence of LLC estimates in step order.
+
+    Args:
+        values: ``(n,)`` sound estimates, in step order (non-finite entries are dropped).
+        tolerance: relative change that counts (fraction of the reference value).
+
+    Returns:
+        ``"rises, then falls"`` when an interior value exceeds both ends by more
+        than ``tolerance`` (of the larger end); ``"falls, then rises"`` when one lies
+        below both by more than ``tolerance`` (of the smaller end); otherwise
+        ``"rises"`` / ``"falls"`` when the last value is above / below the first by
+        more than ``tolerance`` of the first, else ``"flat"``;
+        :data:`TOO_FEW` with fewer than two finite values.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return TOO_FEW
+    first, last = float(v[0]), float(v[-1])
+    if v.size > 2:
+        interior = v[1:-1]
+        if float(interior.max()) > (1 + tolerance) * max(first, last):
+            return "rises, then falls"
+        if float(interior.min()) < (1 - tolerance) * min(first, last):
+            return "falls, then rises"
+    if last > (1 + tolerance) * first:
+        return "rises"
+    if last < (1 - tolerance) * first:
+        return "falls"
+    return "flat"
+
+
+def llc_over_training_report(llc: xr.Dataset, tolerance: float = SHAPE_TOLERANCE) -> dict:
+    """Every run's LLC estimates over training, their health and the curve's shape.
+
+    Args:
+        llc: the ``llc.zarr`` dataset: ``llc_mean`` over ``(M, step)``; ``llc_std`` and
+            ``llc_chain`` (``(M, step, chain)``) give the standard error, the health
+            fields (``failed_chains``, ``loss_trace``, ``init_loss``) the status, when present.
+        tolerance: see :func:`curve_shape`.
+
+    Returns:
+        ``{"tolerance", "steps", "runs"}``; each run has ``M`` (label), per step
+        ``llc_mean``, ``llc_sem`` (std over healthy chains / √their count) and
+        ``status`` (``None`` where the run has no estimate at that step), the
+        ``shape`` of its sound estimates, and ``first_step``, ``last_step``,
+        ``last_over_first`` of those (NaN with fewer than two).
+    """
+    steps = llc["step"].values.astype(np.int64)
+    mean = llc["llc_mean"].transpose("M", "step").values.astype(np.float64)
+    if "llc_std" in llc and "llc_chain" in llc:
+        std = llc["llc_std"].transpose("M", "step").values.astype(np.float64)
+        healthy = np.isfinite(llc["llc_chain"].transpose("M", "step", "chain").values).sum(axis=-1)
+        sem = np.where(healthy > 0, std / np.sqrt(np.maximum(healthy, 1)), np.nan)
+    else:
+        sem = np.full(mean.shape, np.nan)
+    if "failed_chains" in llc:
+        failed = llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
+        recorded = np.isfinite(failed)
+    else:
+        failed = np.full(mean.shape, np.nan)
+        recorded = np.isfinite(mean)
+    if "loss_trace" in llc and "init_loss" in llc:
+        peak = trace_peak_ratio(
+            llc["loss_trace"].transpose("M", "step", "chain", "draw").values, llc["init_loss"].transpose("M", "step").values
+        )
+    else:
+        peak = np.full(mean.shape, np.nan)
+    status = estimate_status(mean, failed, peak)
+    runs = []
+    for i, M in enumerate(llc["M"].values):
+        sound = recorded[i] & (status[i] == SOUND)
+        values = mean[i][sound]
+        ratio = float(values[-1] / values[0]) if values.size >= 2 else math.nan
+        runs.append({
+            "M": format_task_count(float(M)),
+            "llc_mean": [float(x) if r else None for x, r in zip(mean[i], recorded[i])],
+            "llc_sem": [float(x) if r else None for x, r in zip(sem[i], recorded[i])],
+            "status": [str(s) if r else None for s, r in zip(status[i], recorded[i])],
+            "shape": curve_shape(values, tolerance),
+            "first_step": int(steps[sound][0]) if values.size >= 2 else None,
+            "last_step": int(steps[sound][-1]) if values.size >= 2 else None,
+            "last_over_first": ratio,
+        })
+    return {"tolerance": tolerance, "steps": [int(s) for s in steps], "runs": runs}
+
+
+def _cell(mean: float | None, sem: float | None, status: str | None) -> str:
+    if status is None:
+        return "—"
+    if status == SOUND:
+        return f"{mean:.3g} ± {sem:.2g}" if sem is not None and math.isfinite(sem) else f"{mean:.3g}"
+    if mean is None or not math.isfinite(mean):
+        return f"_{status}_"
+    return f"_{mean:.3g} ({status})_"
+
+
+def llc_over_training_markdown(report: dict) -> list[str]:
+    """Markdown lines of the "LLC over training" section of claims.md (one row per run)."""
+    steps = report["steps"]
+    lines = [
+        "", "## LLC over training", "",
+        f"LLC ± s.e. at each estimated checkpoint; estimates that are not sound are in italics and do not "
+        f"shape the verdict. Shape: from the sound estimates, a change counts above "
+        f"{report['tolerance']:.0%} (`transient_ridge.llc_trend.curve_shape`).", "",
+        "| M | " + " | ".join(f"step {s}" for s in steps) + " | shape | last / first sound |",
+        "| --- | " + " | ".join("---" for _ in steps) + " | --- | --- |",
+    ]
+    for run in report["runs"]:
+        cells = [_cell(m, s, st) for m, s, st in zip(run["llc_mean"], run["llc_sem"], run["status"])]
+        ratio = run["last_over_first"]
+        span = f"{ratio:.2f} ({run['first_step']} → {run['last_step']})" if math.isfinite(ratio) else "—"
+        lines.append(f"| {run['M']} | " + " | ".join(cells) + f" | {run['shape']} | {span} |")
+    return lines
