@@ -46,3 +46,24 @@ def test_scalar_init_and_single_estimate():
 def test_trace_without_chain_and_draw_dims_is_refused():
     with pytest.raises(ValueError, match="chain, draw"):
         trace_peak_ratio(np.ones(5), 1.0)
+
+
+def test_store_health_reads_new_and_old_stores():
+    import xarray as xr
+
+    from transient_ridge.llc_health import store_health
+
+    trace = np.full((1, 3, 2, 4), 0.5)
+    trace[0, 1, 0, 2] = 5.0  # 20x the start loss
+    new = xr.Dataset(
+        {"llc_mean": (("M", "step"), [[1.0, 2.0, np.nan]]), "failed_chains": (("M", "step"), [[0.0, 0.0, 2.0]]),
+         "init_loss": (("M", "step"), [[0.25] * 3]), "loss_trace": (("M", "step", "chain", "draw"), trace)},
+        coords={"M": [4.0], "step": [1, 2, 3]},
+    )
+    health = store_health(new.transpose("step", "M", ...))  # dims in any order
+    assert health["status"].tolist() == [["sound", "unreliable", "failed"]]
+    assert health["recorded"].tolist() == [[True, True, True]] and health["peak"][0, 1] == 20.0
+    old = new[["llc_mean"]]  # a store written before the health fields: no failed chains, no peaks
+    health = store_health(old)
+    assert health["recorded"].tolist() == [[True, True, False]] and np.isnan(health["peak"]).all()
+    assert health["status"].tolist() == [["sound", "sound", "failed"]]

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .config import format_task_count
-from .llc_health import FAILED, SOUND, SPIKE_RATIO, estimate_status, trace_peak_ratio
+from .llc_health import FAILED, SOUND, SPIKE_RATIO, estimate_status, store_health, trace_peak_ratio
 from .plotting import smooth
 from .predictors import per_token_mse
 
@@ -144,19 +144,8 @@ def final_llc_estimate(llc: xr.Dataset, M: float) -> tuple[float, str | None, in
 
 def llc_health_report(llc: xr.Dataset) -> dict:
     """The SGLD settings behind ``llc.zarr`` and every estimate that is not sound (``llc_health``)."""
-    mean = llc["llc_mean"].transpose("M", "step").values
-    failed = (
-        llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
-        if "failed_chains" in llc else np.full(mean.shape, np.nan)
-    )
-    if "loss_trace" in llc and "init_loss" in llc:
-        peak = trace_peak_ratio(
-            llc["loss_trace"].transpose("M", "step", "chain", "draw").values, llc["init_loss"].transpose("M", "step").values
-        )
-    else:
-        peak = np.full(mean.shape, np.nan)
-    status = estimate_status(mean, failed, peak)
-    recorded = np.isfinite(failed) if "failed_chains" in llc else np.isfinite(mean)
+    health = store_health(llc)
+    mean, failed, peak, status, recorded = (health[k] for k in ("mean", "failed", "peak", "status", "recorded"))
     counts = {name: int(np.sum(recorded & (status == name))) for name in (SOUND, "unreliable", FAILED)}
     rows = []
     for i, M in enumerate(llc["M"].values):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPIKE_RATIO", "FAILED", "SOUND", "UNRELIABLE", "estimate_status", "trace_peak_ratio"]
+__all__ = ["SPIKE_RATIO", "FAILED", "SOUND", "UNRELIABLE", "estimate_status", "store_health", "trace_peak_ratio"]
 
 # A chain whose minibatch loss climbs past this multiple of ℓ_n(w*) has taken
 # steps too large for the local curvature: its estimate reflects the step size,
@@ -68,3 +68,34 @@ def estimate_status(llc_mean: np.ndarray, failed_chains: np.ndarray, trace_peak:
     )
     unreliable = (np.nan_to_num(failed, nan=0.0) > 0) | (np.nan_to_num(peak, nan=0.0) > SPIKE_RATIO)
     return np.where(~np.isfinite(mean), FAILED, np.where(unreliable, UNRELIABLE, SOUND)).astype("<U10")
+
+
+def store_health(llc) -> dict[str, np.ndarray]:
+    """Health of every estimate of an ``llc.zarr`` dataset (``M``, ``step`` dims).
+
+    Args:
+        llc: an xarray Dataset with ``llc_mean`` over ``(M, step)`` and, when
+            recorded, ``failed_chains``, ``loss_trace`` ``(M, step, chain, draw)``
+            and ``init_loss``; stores written before those fields get NaN for them.
+
+    Returns:
+        ``(M, step)`` arrays: ``mean``, ``failed`` (diverged chains, NaN = not
+        recorded), ``peak`` (:func:`trace_peak_ratio`), ``status``
+        (:func:`estimate_status`) and ``recorded`` (bool: the run has an estimate
+        at that step, failed ones included).
+    """
+    mean = llc["llc_mean"].transpose("M", "step").values.astype(np.float64)
+    if "failed_chains" in llc:
+        failed = llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
+        recorded = np.isfinite(failed)
+    else:
+        failed = np.full(mean.shape, np.nan)
+        recorded = np.isfinite(mean)
+    if "loss_trace" in llc and "init_loss" in llc:
+        peak = trace_peak_ratio(
+            llc["loss_trace"].transpose("M", "step", "chain", "draw").values, llc["init_loss"].transpose("M", "step").values
+        )
+    else:
+        peak = np.full(mean.shape, np.nan)
+    return {"mean": mean, "failed": failed, "peak": peak, "status": estimate_status(mean, failed, peak),
+            "recorded": recorded}

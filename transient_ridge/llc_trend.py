@@ -15,7 +15,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from .llc_health import SOUND, estimate_status, trace_peak_ratio
+from .llc_health import SOUND, store_health
 from .config import format_task_count
 
 __all__ = ["SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_report", "llc_over_training_markdown"]
@@ -77,26 +77,14 @@ def llc_over_training_report(llc: xr.Dataset, tolerance: float = SHAPE_TOLERANCE
         ``last_over_first`` of those (NaN with fewer than two).
     """
     steps = llc["step"].values.astype(np.int64)
-    mean = llc["llc_mean"].transpose("M", "step").values.astype(np.float64)
+    health = store_health(llc)
+    mean, status, recorded = health["mean"], health["status"], health["recorded"]
     if "llc_std" in llc and "llc_chain" in llc:
         std = llc["llc_std"].transpose("M", "step").values.astype(np.float64)
         healthy = np.isfinite(llc["llc_chain"].transpose("M", "step", "chain").values).sum(axis=-1)
         sem = np.where(healthy > 0, std / np.sqrt(np.maximum(healthy, 1)), np.nan)
     else:
         sem = np.full(mean.shape, np.nan)
-    if "failed_chains" in llc:
-        failed = llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
-        recorded = np.isfinite(failed)
-    else:
-        failed = np.full(mean.shape, np.nan)
-        recorded = np.isfinite(mean)
-    if "loss_trace" in llc and "init_loss" in llc:
-        peak = trace_peak_ratio(
-            llc["loss_trace"].transpose("M", "step", "chain", "draw").values, llc["init_loss"].transpose("M", "step").values
-        )
-    else:
-        peak = np.full(mean.shape, np.nan)
-    status = estimate_status(mean, failed, peak)
     runs = []
     for i, M in enumerate(llc["M"].values):
         sound = recorded[i] & (status[i] == SOUND)
