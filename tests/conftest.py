@@ -34,12 +34,12 @@ TINY_BLOCK = {
         "gamma": 100.0,
         "nbeta": 10.0,
         "num_samples": 64,
-        "num_chains": 2,
-        "num_burnin": 5,
-        "num_draws": 10,
+        "num_chains": 4,
+        "burnin_time": 0.5,  # 5 steps at epsilon 1e-3, gamma 100
+        "draw_time": 1.0,  # 10 draws
         "batch_size": 16,
         "num_checkpoints": 2,
-        "calibration": {"M": [4], "epsilon": [1e-3], "gamma": [100.0]},
+        "calibration": {"M": [4], "epsilon": [3e-4, 1e-3], "gamma": [100.0]},
     },
     "figures": {"smoothing_window": 1},
 }

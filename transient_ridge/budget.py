@@ -22,12 +22,12 @@ import heapq
 from dataclasses import dataclass
 
 from .config import AUTO, ExperimentConfig, LLCConfig, load_yaml
-from .llc_stage import calibration_settings, calibration_steps
+from .llc import calibration_settings, calibration_steps, llc_steps
 from .model import InContextRegressionTransformer
 from .schedule import checkpoint_steps, weight_steps
 from .train import model_config_for
 
-__all__ = ["Budget", "estimate_budget", "WallTime", "llc_chain_steps", "calibration_chain_steps", "estimate_wall_time", "main"]
+__all__ = ["Budget", "estimate_budget", "WallTime", "run_epsilon", "llc_chain_steps", "calibration_chain_steps", "estimate_wall_time", "main"]
 
 FLOAT32, FLOAT64 = 4, 8
 
@@ -75,7 +75,7 @@ def estimate_budget(cfg: ExperimentConfig) -> Budget:
         checkpoints_per_run=len(kept) * parameters * FLOAT32,
         predictions_per_run=S * (B + n_ood + n_id) * K * FLOAT32,
         outputs_per_run=S * (B * K * FLOAT32 + 4 * K * FLOAT64 + 4 * FLOAT64),
-        llc_per_run=llc.num_checkpoints * llc.num_chains * (llc.num_burnin + llc.num_draws + 1) * FLOAT64,
+        llc_per_run=len(llc_steps(cfg)) * llc.num_chains * (sum(llc.chain_length(run_epsilon(llc))) + 1) * FLOAT64,
         resume_state_per_run=3 * parameters * FLOAT32,
         tasks=cfg.data.max_finite_M * D * FLOAT64 + (B + n_ood + runs * n_id) * K * (D + 1) * FLOAT32,
         baselines=(1 + runs) * (B + n_ood + runs * n_id) * K * FLOAT64,
@@ -112,28 +112,44 @@ class WallTime:
         return self.makespan_s + self.cpu_overhead_s
 
 
+def run_epsilon(llc: LLCConfig) -> float:
+    """The ε an ``llc_run`` is budgeted at: ``llc.epsilon``, or with ``auto`` the second-smallest grid value.
+
+    The rule accepts nothing below the second-smallest ε (the smallest has no
+    neighbour to agree with), so with ``auto`` this is the longest chain a satisfied
+    rule can give (chains are sized in SGLD time: smaller ε, more steps).
+    """
+    if llc.epsilon != AUTO:
+        return float(llc.epsilon)
+    grid = sorted(llc.calibration.epsilon)
+    return grid[1] if len(grid) > 1 else grid[0]
+
+
 def llc_chain_steps(cfg: ExperimentConfig) -> int:
     """SGLD chain-steps of one run's ``llc_run``: checkpoints x chains x (burn-in + draws x steps between)."""
-    return cfg.llc.num_checkpoints * _chain_steps_per_estimate(cfg.llc)
+    return len(llc_steps(cfg)) * _chain_steps_per_estimate(cfg.llc, run_epsilon(cfg.llc), cfg.llc.gamma)
 
 
-def _chain_steps_per_estimate(llc: LLCConfig) -> int:
-    """SGLD chain-steps of one estimate: chains x (burn-in + draws x steps between draws)."""
-    return llc.num_chains * (llc.num_burnin + llc.num_draws * llc.steps_between_draws)
+def _chain_steps_per_estimate(llc: LLCConfig, epsilon: float, gamma: float) -> int:
+    """SGLD chain-steps of one estimate at ε, γ: chains x (burn-in + draws x steps between draws)."""
+    burnin, draws = llc.chain_length(epsilon, gamma)
+    return llc.num_chains * (burnin + draws * llc.steps_between_draws)
 
 
 def calibration_chain_steps(cfg: ExperimentConfig) -> int:
     """SGLD chain-steps of the ``llc_calibration`` job (0 without an ``llc.calibration`` grid).
 
     One estimate per calibration run x calibration checkpoint
-    (:func:`~transient_ridge.llc_stage.calibration_steps`) x ε x γ, each with the
-    calibration's own chain counts (:func:`~transient_ridge.llc_stage.calibration_settings`).
+    (:func:`~transient_ridge.llc.calibration_steps`) x ε x γ, each with the
+    calibration's own chains (:func:`~transient_ridge.llc.calibration_settings`),
+    sized in SGLD time (more steps at smaller ε).
     """
     grid = cfg.llc.calibration
     if grid is None:
         return 0
-    estimates = len(grid.M) * len(calibration_steps(cfg)) * len(grid.epsilon) * len(grid.gamma)
-    return estimates * _chain_steps_per_estimate(calibration_settings(cfg))
+    settings = calibration_settings(cfg)
+    per_point = sum(_chain_steps_per_estimate(settings, e, g) for e in grid.epsilon for g in grid.gamma)
+    return len(grid.M) * len(calibration_steps(cfg)) * per_point
 
 
 def _makespan(jobs: list[tuple[float, list[int]]], gpus: int) -> float:

@@ -17,7 +17,8 @@ import numpy as np
 import xarray as xr
 
 from .config import format_task_count
-from .llc_health import FAILED, SOUND, SPIKE_RATIO, estimate_status, store_health, trace_peak_ratio
+from .llc import SOUND, SPIKE_RATIO, tradeoff_claim, tradeoff_markdown, transience_prediction_claim
+from .llc import final_estimate as final_llc_estimate
 from .plotting import smooth
 from .predictors import per_token_mse
 
@@ -26,10 +27,6 @@ __all__ = [
     "TransienceMeasure",
     "measure_transience",
     "ridge_dmmse_gap",
-    "final_llc_estimate",
-    "llc_health_report",
-    "calibration_report",
-    "llc_sections_markdown",
     "check_claims",
     "claims_markdown",
     "claims_json",
@@ -112,112 +109,6 @@ def measure_transience(outputs: xr.Dataset, smoothing_window: int) -> Transience
         dmmse_final_over_at_ood_min=dmmse_ratio,
         is_transient=transient,
     )
-
-
-def _recorded_steps(run: xr.Dataset) -> np.ndarray:
-    """Indices of the steps a run has an estimate record for (failed ones included)."""
-    if "failed_chains" in run:
-        return np.flatnonzero(np.isfinite(run["failed_chains"].values.astype(np.float64)))
-    return np.flatnonzero(np.isfinite(run["llc_mean"].values))
-
-
-def final_llc_estimate(llc: xr.Dataset, M: float) -> tuple[float, str | None, int | None, float | None]:
-    """Run ``M``'s final LLC record: ``(estimate, status, step, trace peak ratio)``.
-
-    The estimate is NaN and the status ``failed`` when every chain diverged there;
-    the peak is ``llc_health.trace_peak_ratio`` of that record (``None`` without
-    traces); ``(nan, None, None, None)`` when the run has no record at all.
-    """
-    run = llc.sel(M=M)
-    recorded = _recorded_steps(run)
-    if not recorded.size:
-        return math.nan, None, None, None
-    last = run.isel(step=int(recorded[-1]))
-    mean = float(last["llc_mean"])
-    failed = float(last["failed_chains"]) if "failed_chains" in last else math.nan
-    peak = math.nan
-    if "loss_trace" in last and "init_loss" in last:
-        peak = float(trace_peak_ratio(last["loss_trace"].transpose("chain", "draw").values, float(last["init_loss"])))
-    status = str(estimate_status(mean, failed, peak))
-    return mean, status, int(last["step"]), peak if math.isfinite(peak) else None
-
-
-def llc_health_report(llc: xr.Dataset) -> dict:
-    """The SGLD settings behind ``llc.zarr`` and every estimate that is not sound (``llc_health``)."""
-    health = store_health(llc)
-    mean, failed, peak, status, recorded = (health[k] for k in ("mean", "failed", "peak", "status", "recorded"))
-    counts = {name: int(np.sum(recorded & (status == name))) for name in (SOUND, "unreliable", FAILED)}
-    rows = []
-    for i, M in enumerate(llc["M"].values):
-        for j, step in enumerate(llc["step"].values):
-            if recorded[i, j] and status[i, j] != SOUND:
-                rows.append({
-                    "M": format_task_count(float(M)), "step": int(step), "status": str(status[i, j]),
-                    "llc_mean": float(mean[i, j]), "failed_chains": float(failed[i, j]),
-                    "trace_peak_over_init_loss": float(peak[i, j]),
-                })
-    settings = {key: llc.attrs.get(key) for key in ("epsilon", "epsilon_source", "gamma", "nbeta", "batch_size",
-                                                     "num_chains", "num_burnin", "num_draws") if key in llc.attrs}
-    return {"settings": settings, "counts": counts, "not_sound": rows}
-
-
-def calibration_report(calibration: xr.Dataset) -> dict:
-    """The chosen ε, whether the rule held, and the evidence table of ``llc_calibration.zarr``."""
-    gamma = float(calibration.attrs.get("chosen_gamma", float(calibration["gamma"].values[0])))
-    at = calibration.sel(gamma=gamma)
-    rows = []
-    for M in at["M"].values:
-        for step in at["step"].values:
-            for eps in at["epsilon"].values:
-                point = at.sel(M=M, step=step, epsilon=eps)
-                rows.append({
-                    "M": format_task_count(float(M)), "step": int(step), "epsilon": float(eps),
-                    "llc_mean": float(point["llc_mean"]),
-                    "llc_sem": float(point["llc_sem"]) if "llc_sem" in point else math.nan,
-                    "failed_chains": int(point["failed_chains"]), "trace_peak_over_init_loss": float(point["trace_peak"]),
-                    "healthy": bool(point["healthy"]), "plateau": bool(point["plateau"]),
-                    "accepted": bool(point["accepted"]),
-                })
-    return {
-        "chosen_epsilon": float(calibration["chosen_epsilon"]),
-        "gamma": gamma,
-        "rule_satisfied": bool(int(calibration.attrs.get("rule_satisfied", 0))),
-        "reason": str(calibration.attrs.get("choice_reason", "")),
-        "rows": rows,
-    }
-
-
-def llc_sections_markdown(health: dict | None, calibration: dict | None) -> list[str]:
-    """Markdown lines for the LLC health and calibration sections of claims.md."""
-    lines: list[str] = []
-    if calibration is not None:
-        verdict = "rule satisfied" if calibration["rule_satisfied"] else "**RULE NOT SATISFIED (fallback)**"
-        lines += ["", "## LLC step size: calibration", "",
-                  f"Chosen ε = **{calibration['chosen_epsilon']:g}** at γ = {calibration['gamma']:g} ({verdict}).",
-                  "", calibration["reason"], "",
-                  "| M | step | ε | LLC ± s.e. | failed chains | trace peak / ℓ_n(w*) | healthy | plateau | accepted |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for r in calibration["rows"]:
-            llc = "failed" if not math.isfinite(r["llc_mean"]) else f"{r['llc_mean']:.4g} ± {r['llc_sem']:.2g}"
-            lines.append(
-                f"| {r['M']} | {r['step']} | {r['epsilon']:g} | {llc} | {r['failed_chains']} | "
-                f"{r['trace_peak_over_init_loss']:.3g} | {'yes' if r['healthy'] else 'no'} | "
-                f"{'yes' if r['plateau'] else 'no'} | {'yes' if r['accepted'] else 'no'} |"
-            )
-    if health is not None:
-        settings = ", ".join(f"{k} = {v}" for k, v in health["settings"].items())
-        c = health["counts"]
-        lines += ["", "## LLC estimates: health", "", f"Settings: {settings}.", "",
-                  f"{c[SOUND]} sound, {c['unreliable']} unreliable (some chains diverged or the SGLD loss exceeded "
-                  f"{SPIKE_RATIO:.0f} x its start), {c[FAILED]} failed (every chain diverged; stored as NaN)."]
-        if health["not_sound"]:
-            lines += ["", "| M | step | status | LLC | failed chains | trace peak / ℓ_n(w*) |", "| --- | --- | --- | --- | --- | --- |"]
-            for r in health["not_sound"]:
-                lines.append(
-                    f"| {r['M']} | {r['step']} | {r['status']} | {r['llc_mean']:.4g} | {r['failed_chains']:.0f} | "
-                    f"{r['trace_peak_over_init_loss']:.3g} |"
-                )
-    return lines
 
 
 def ridge_dmmse_gap(baselines: xr.Dataset, M: float) -> float | None:
@@ -329,8 +220,8 @@ def check_claims(
             Claim(
                 "llc_grows_with_M_for_dmmse_runs",
                 f"the final-model LLC of every dMMSE-like run with M > {format_task_count(small)} exceeds that of "
-                f"M = {format_task_count(small)}, every compared estimate sound: no SGLD chain diverged and the "
-                f"chains stay below {SPIKE_RATIO:.0f} x their start loss",
+                f"M = {format_task_count(small)}, every compared estimate sound (transient_ridge.llc.estimate_status: "
+                f"no SGLD chain diverged, the chains stay below {SPIKE_RATIO:.0f} x their start loss, and they converged)",
                 holds,
                 {
                     "final_llc": {format_task_count(M): final_llc[M] for M in finite},
@@ -363,6 +254,8 @@ def check_claims(
             },
         )
     )
+    observed = {m.M: m.is_transient for m in measures}
+    claims += [tradeoff_claim(llc, outputs, observed), transience_prediction_claim(llc, outputs, observed)]
     return claims
 
 
@@ -400,6 +293,8 @@ def claims_markdown(experiment: str, claims: list[Claim], extra_lines: list[str]
                     )
                 lines += ["", "(ridge–dMMSE gap: the distance between the two predictors themselves on q_M data; "
                           "a ratio near 1 means the run never got nearer to ridge than dMMSE_M is.)"]
+            elif key in ("tradeoff_rows", "prediction_rows"):
+                lines += tradeoff_markdown(claim.evidence)
             else:
                 lines.append(f"- {key}: {_fmt(value)}")
     lines += extra_lines or []

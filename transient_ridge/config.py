@@ -32,6 +32,7 @@ __all__ = [
     "PCAConfig",
     "LLCCalibrationConfig",
     "LLCConfig",
+    "sgld_steps",
     "FigureConfig",
     "ExperimentConfig",
     "parse_task_count",
@@ -259,26 +260,46 @@ class PCAConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LLCCalibrationConfig:
-    """ε (× γ) grid swept on a few runs at an early, a middle and the final LLC checkpoint.
+    """ε (× γ) grid swept on a few runs at a few LLC checkpoints (default: the first, the middle and the last).
 
-    ``num_chains``, ``num_burnin`` and ``num_draws`` default to the ``llc`` ones
-    (the chains ``llc_run`` will use); smaller values make the sweep cheaper.
+    ``num_chains``, ``burnin_time`` and ``draw_time`` default to the ``llc`` ones
+    (the chains ``llc_run`` will use); ``steps`` to the first, middle and last
+    LLC checkpoint.
     """
 
     M: tuple[float, ...]
     epsilon: tuple[float, ...]
     gamma: tuple[float, ...]
     num_chains: int | None = None
-    num_burnin: int | None = None
-    num_draws: int | None = None
+    burnin_time: float | None = None
+    draw_time: float | None = None
+    steps: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "M", tuple(parse_task_count(m) for m in self.M))
         object.__setattr__(self, "epsilon", tuple(sorted(float(e) for e in self.epsilon)))
         object.__setattr__(self, "gamma", tuple(float(g) for g in self.gamma))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", tuple(sorted({int(s) for s in self.steps})))
 
 
 AUTO = "auto"  # llc.epsilon: take the step size the llc_calibration rule chose
+
+
+def sgld_steps(epsilon: float, gamma: float, time: float, steps_between_draws: int = 1) -> int:
+    """SGLD steps (or draws, with ``steps_between_draws``) that span ``time`` units of ``1/(εγ)`` steps.
+
+    The localisation term relaxes the chains at a rate of about ``εγ`` per step,
+    so chains of equal SGLD time are equally settled whatever ε is (docs/llc.md).
+    ``ceil(time / (ε γ) / steps_between_draws)``, at least 1; rounded to 9
+    significant digits first so that ``5 / (1e-3 · 100)`` gives 50, not 51.
+    """
+    if not (epsilon > 0 and gamma > 0 and time > 0 and steps_between_draws >= 1):
+        raise ConfigError(
+            f"SGLD time needs epsilon > 0, gamma > 0, time > 0, steps_between_draws >= 1; got epsilon={epsilon!r}, "
+            f"gamma={gamma!r}, time={time!r}, steps_between_draws={steps_between_draws!r}"
+        )
+    return max(1, math.ceil(float(f"{time / (epsilon * gamma) / steps_between_draws:.9g}")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +308,9 @@ class LLCConfig:
 
     ``epsilon`` is a number, or ``"auto"``: then the ``llc_calibration`` rule
     chooses it from ``calibration.epsilon`` (docs/llc.md, the calibration rule).
+    Chains are sized in SGLD time: ``burnin_time`` and ``draw_time`` are in
+    units of ``1/(ε γ)`` steps (:meth:`chain_length`). The checkpoints are
+    ``steps`` (an explicit list) or ``num_checkpoints`` log-spaced ones.
     """
 
     epsilon: float | str
@@ -294,10 +318,11 @@ class LLCConfig:
     nbeta: float
     num_samples: int
     num_chains: int
-    num_burnin: int
-    num_draws: int
+    burnin_time: float
+    draw_time: float
     batch_size: int
-    num_checkpoints: int
+    num_checkpoints: int | None = None
+    steps: tuple[int, ...] | None = None
     steps_between_draws: int = 1
     calibration: LLCCalibrationConfig | None = None
 
@@ -306,6 +331,15 @@ class LLCConfig:
             object.__setattr__(
                 self, "calibration", _build(LLCCalibrationConfig, self.calibration, "llc.calibration")
             )
+        if (self.steps is None) == (self.num_checkpoints is None):
+            raise ConfigError(
+                "llc: give exactly one of `steps` (an explicit list of checkpoint steps) and `num_checkpoints` "
+                f"(log-spaced); got steps={self.steps!r}, num_checkpoints={self.num_checkpoints!r}"
+            )
+        if self.steps is not None:
+            object.__setattr__(self, "steps", tuple(sorted({int(s) for s in self.steps})))
+        if not self.gamma > 0:
+            raise ConfigError(f"llc.gamma: {self.gamma!r} must be > 0 (chains are sized in units of 1/(epsilon*gamma))")
         if self.epsilon == AUTO:
             if self.calibration is None:
                 raise ConfigError(
@@ -324,11 +358,19 @@ class LLCConfig:
     def epsilon_is_auto(self) -> bool:
         return self.epsilon == AUTO
 
+    def chain_length(self, epsilon: float, gamma: float | None = None) -> tuple[int, int]:
+        """``(num_burnin, num_draws)`` in steps at this ε (and γ, default ``self.gamma``): :func:`sgld_steps`."""
+        g = self.gamma if gamma is None else gamma
+        return (
+            sgld_steps(epsilon, g, self.burnin_time),
+            sgld_steps(epsilon, g, self.draw_time, self.steps_between_draws),
+        )
+
     def sgld_settings(self) -> dict[str, float | int | str]:
-        """The settings recorded as store attributes (everything but the calibration grid)."""
+        """The settings recorded as store attributes (everything but the checkpoint choice and calibration grid)."""
         settings = dataclasses.asdict(self)
-        settings.pop("calibration")
-        settings.pop("num_checkpoints")
+        for key in ("calibration", "num_checkpoints", "steps"):
+            settings.pop(key)
         settings["n"] = self.num_samples
         settings["beta"] = self.nbeta / self.num_samples
         return settings

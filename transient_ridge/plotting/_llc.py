@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from ..llc_health import FAILED, SOUND, SPIKE_RATIO, UNRELIABLE, estimate_status, trace_peak_ratio
+from ..llc import FAILED, HALF_Z_MAX, NOT_CONVERGED, RHAT_MAX, SOUND, SPIKE_RATIO, UNRELIABLE, final_estimate, read_estimates
 from ._style import (
     DOUBLE_WIDTH,
     END,
@@ -33,38 +33,22 @@ from ._training import series, t_crit_index
 __all__ = ["figF_llc_traces", "fig_llc_calibration", "fig_llc_over_time"]
 
 BURN_IN_COLOR = "0.88"
-# An estimate whose chains spiked (llc_health.SPIKE_RATIO): a large hollow ring around its point.
+# An estimate whose chains spiked or partly diverged (UNRELIABLE): a large hollow ring around its point.
 _SPIKED = {"marker": "o", "markersize": 6.5, "markerfacecolor": "none", "markeredgewidth": 0.9}
+# An estimate whose chains have not converged (NOT_CONVERGED): a hollow diamond, off the line.
+_UNCONVERGED = {"marker": "D", "markersize": 5.0, "markerfacecolor": "white", "markeredgewidth": 0.9}
 # An estimate whose chains all diverged (NaN): a cross on the bottom edge of the axes at its step.
 _FAILED = {"marker": "X", "markersize": 6.0, "markeredgecolor": "black", "markeredgewidth": 0.4}
 UNRELIABLE_LABEL = f"unreliable (chains diverged or SGLD loss > {SPIKE_RATIO:.0f}× start): not on the line"
-FAILED_LABEL = "failed: every SGLD chain diverged (no estimate)"
-
-
-def _trace_peaks(llc: xr.Dataset) -> np.ndarray:
-    """``(M, step)`` peak SGLD loss over start loss (NaN where the store has no traces)."""
-    shape = (llc.sizes["M"], llc.sizes["step"])
-    if "loss_trace" not in llc or "init_loss" not in llc:
-        return np.full(shape, np.nan)
-    trace = llc["loss_trace"].transpose("M", "step", "chain", "draw").values
-    return trace_peak_ratio(trace, llc["init_loss"].transpose("M", "step").values)
+UNCONVERGED_LABEL = f"not converged (split R̂ > {RHAT_MAX:g} or |half z| > {HALF_Z_MAX:g}): not on the line"
+FAILED_LABEL = "failed: no estimate (every SGLD chain diverged)"
+# marker of each status that is not sound, for every LLC figure
+STATUS_MARKERS = {UNRELIABLE: (_SPIKED, UNRELIABLE_LABEL), NOT_CONVERGED: (_UNCONVERGED, UNCONVERGED_LABEL)}
 
 
 def estimate_statuses(llc: xr.Dataset) -> np.ndarray:
-    """``(M, step)`` health (``llc_health.estimate_status``) of every estimate in ``llc.zarr``.
-
-    Steps a run has no record of (outer-joined) come out ``failed`` only when the
-    store records ``failed_chains`` there; otherwise they are left ``""`` (absent).
-    """
-    mean = llc["llc_mean"].transpose("M", "step").values
-    failed = (
-        llc["failed_chains"].transpose("M", "step").values.astype(np.float64)
-        if "failed_chains" in llc
-        else np.full(mean.shape, np.nan)
-    )
-    status = estimate_status(mean, failed, _trace_peaks(llc))
-    recorded = np.isfinite(failed) if "failed_chains" in llc else np.isfinite(mean)
-    return np.where(recorded, status, "")
+    """``(M, step)`` status of every estimate in ``llc.zarr`` (``llc.read_estimates``; ``""`` where none)."""
+    return read_estimates(llc).status
 
 
 def _epsilon_label(ds: xr.Dataset) -> str:
@@ -104,38 +88,32 @@ def _burnin(ds: xr.Dataset) -> int | None:
     return None if value is None else int(value)
 
 
-def _final_trace_step(llc: xr.Dataset, i: int) -> int | None:
-    """Index of the last step of M-row ``i`` with a finite LLC (else with any finite trace)."""
-    mean = np.asarray(llc["llc_mean"].transpose("M", "step").values[i], dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(mean))
-    if ok.size:
-        return int(ok[-1])
-    trace = llc["loss_trace"].transpose("M", "step", "chain", "draw").values[i]
-    ok = np.flatnonzero(np.isfinite(trace).any(axis=(1, 2)))
-    return int(ok[-1]) if ok.size else None
-
-
-def _estimate(mean: float, std: float) -> str:
+def _estimate(mean: float, sem: float) -> str:
     if not math.isfinite(mean):
         return "λ̂ = n/a"
-    return f"λ̂ = {mean:.3g} ± {std:.2g}" if math.isfinite(std) else f"λ̂ = {mean:.3g}"
+    return f"λ̂ = {mean:.3g} ± {sem:.2g}" if math.isfinite(sem) else f"λ̂ = {mean:.3g}"
 
 
 def _final_traces(sub: SubFigure, llc: xr.Dataset, colors: Mapping[float, Color]) -> None:
+    """Each run's final estimate (``llc.final_estimate``): its SGLD traces, λ̂ ± s.e. and status."""
+    table = read_estimates(llc)
     trace = llc["loss_trace"].transpose("M", "step", "chain", "draw")
-    mean = llc["llc_mean"].transpose("M", "step").values
-    std = llc["llc_std"].transpose("M", "step").values
-    init = llc["init_loss"].transpose("M", "step").values if "init_loss" in llc else None
+    init = table["init_loss"]
     draws = _draws(trace)
-    rows = [(i, float(M), j) for i, M in enumerate(trace["M"].values) if (j := _final_trace_step(llc, i)) is not None]
+    steps = list(trace["step"].values)
+    rows = []
+    for i, M in enumerate(trace["M"].values):
+        final = final_estimate(table, float(M))
+        if final.step is not None:
+            rows.append((i, float(M), steps.index(final.step), final))
     rows.sort(key=lambda r: r[1])
     ncols = min(4, max(1, len(rows)))
     nrows = max(1, math.ceil(len(rows) / ncols))
     axes = sub.subplots(nrows, ncols, sharex=True, squeeze=False)
-    steps = trace["step"].values
-    for ax, (i, M, j) in zip(axes.flat, rows):
-        _draw_traces(ax, trace.values[i, j], draws, _burnin(llc), colors[M], None if init is None else float(init[i, j]))
-        ax.set_title(f"$M$ = {format_M(M)}, step {steps[j]}\n{_estimate(float(mean[i, j]), float(std[i, j]))}", pad=2)
+    for ax, (i, M, j, final) in zip(axes.flat, rows):
+        _draw_traces(ax, trace.values[i, j], draws, _burnin(llc), colors[M], float(init[i, j]))
+        note = "" if final.status == SOUND else f" ({final.status})"
+        ax.set_title(f"$M$ = {format_M(M)}, step {steps[j]}\n{_estimate(final.mean, final.sem)}{note}", pad=2)
     for ax in axes.flat[len(rows) :]:
         ax.set_axis_off()
     if not rows:
@@ -143,29 +121,38 @@ def _final_traces(sub: SubFigure, llc: xr.Dataset, colors: Mapping[float, Color]
     for idx, ax in enumerate(axes.flat[: len(rows)]):
         # subplots(sharex=True) labels only the last row; label every panel with none below
         ax.tick_params(labelbottom=idx + ncols >= len(rows))
-    sub.suptitle("final checkpoints: SGLD minibatch loss per chain")
-    sub.supxlabel("SGLD draw")
+    sub.suptitle("final checkpoints: SGLD minibatch loss per chain (λ̂ ± s.e.)")
+    sub.supxlabel("SGLD step")
     sub.supylabel("minibatch loss")
 
 
 def _calibration_grid(sub: SubFigure, cal: xr.Dataset, i: int, colors: Mapping[float, Color]) -> None:
-    where = ""
+    """One calibration run's traces at its final calibration checkpoint: rows ε, columns γ, against SGLD time.
+
+    Chains are sized in SGLD time (steps × εγ), so every ε spans the same x range and
+    burn-in ends at the same place (``burnin_time``).
+    """
     if "step" in cal["loss_trace"].dims:  # calibration at several checkpoints: show the final one
-        cal = cal.isel(step=-1)
-        where = f", step {int(cal['step'])}"
-    trace = cal["loss_trace"].transpose("M", "epsilon", "gamma", "chain", "draw")
-    M = float(trace["M"].values[i])
-    eps, gam = trace["epsilon"].values, trace["gamma"].values
-    mean = cal["llc_mean"].transpose("M", "epsilon", "gamma").values[i]
-    std = cal["llc_std"].transpose("M", "epsilon", "gamma").values[i]
-    init = float(np.asarray(cal["init_loss"].values).reshape(-1)[i]) if "init_loss" in cal else None
-    draws = _draws(trace)
+        cal = cal.isel(step=[-1])
+    step = int(cal["step"].values[0])
+    table = read_estimates(cal, ("M", "step", "epsilon", "gamma"))
+    trace = cal["loss_trace"].transpose("M", "step", "epsilon", "gamma", "chain", "draw").values[i, 0]
+    M = float(cal["M"].values[i])
+    eps, gam = cal["epsilon"].values, cal["gamma"].values
+    burnin_time = cal.attrs.get("burnin_time")
     axes = sub.subplots(len(eps), len(gam), sharex=True, squeeze=False)
     for r, e in enumerate(eps):
         for c, g in enumerate(gam):
             ax = axes[r, c]
-            _draw_traces(ax, trace.values[i, r, c], draws, _burnin(cal), colors.get(M, "0.3"), init)
-            ax.set_title(_estimate(float(mean[r, c]), float(std[r, c])), pad=2)
+            time = np.arange(trace.shape[-1], dtype=np.float64) * float(e) * float(g)
+            burnin = None if burnin_time is None else int(np.searchsorted(time, float(burnin_time)))
+            _draw_traces(ax, trace[r, c], time, burnin, colors.get(M, "0.3"), float(table["init_loss"][i, 0, r, c]))
+            estimate = table.estimate((i, 0, r, c))
+            note = "" if estimate.status == SOUND else f" ({estimate.status})"
+            ax.set_title(_estimate(estimate.mean, estimate.sem) + note, pad=2)
+            finite = np.flatnonzero(np.isfinite(trace[r, c]).any(axis=0))
+            if finite.size > 1:
+                ax.set_xlim(0.0, time[finite[-1]])
             if r == 0:
                 ax.annotate(f"γ = {format_number(g)}", (0.5, 1.0), xycoords="axes fraction", xytext=(0, 14),
                             textcoords="offset points", ha="center", va="bottom", fontweight="bold")
@@ -173,8 +160,8 @@ def _calibration_grid(sub: SubFigure, cal: xr.Dataset, i: int, colors: Mapping[f
                 ax.set_ylabel(f"ε = {format_number(e)}", fontweight="bold")
             if r < len(eps) - 1:
                 ax.tick_params(labelbottom=False)
-    sub.suptitle(f"calibration at $M$ = {format_M(M)}{where}: SGLD minibatch loss per chain (rows ε, columns γ)")
-    sub.supxlabel("SGLD draw")
+    sub.suptitle(f"calibration at $M$ = {format_M(M)}, step {step}: SGLD minibatch loss per chain (rows ε, columns γ)")
+    sub.supxlabel("SGLD time (steps × εγ)")
 
 
 def figF_llc_traces(
@@ -215,34 +202,31 @@ def fig_llc_over_time(
     """LLC over training (top) above the in-distribution loss (bottom), per M."""
     fig = new_figure(SINGLE_WIDTH, 4.4)
     ax_llc, ax_loss = fig.subplots(2, 1, sharex=True)
-    mean = llc["llc_mean"].transpose("M", "step")
-    std = llc["llc_std"].transpose("M", "step").values
-    steps = np.asarray(mean["step"].values)
-    chains = llc["llc_chain"].transpose("M", "step", "chain").values if "llc_chain" in llc else None
-    status = estimate_statuses(llc)
-    any_unreliable = any_failed = False
-    for i in np.argsort(mean["M"].values):
-        M = float(mean["M"].values[i])
-        row = np.asarray(mean.values[i], dtype=np.float64)
-        err = np.where(np.isfinite(std[i]), std[i], 0.0)
-        if error == "sem":
-            healthy = np.isfinite(chains[i]).sum(axis=-1) if chains is not None else int(llc.attrs.get("num_chains", 1))
-            err = err / np.sqrt(np.maximum(healthy, 1))
-        sound = status[i] == SOUND
+    table = read_estimates(llc)
+    steps = table.coords["step"]
+    spread = table["llc_sem"] if error == "sem" else table["llc_std"]
+    shown: set[str] = set()
+    for i in np.argsort(table.coords["M"]):
+        M = float(table.coords["M"][i])
+        row = table["llc_mean"][i]
+        err = np.where(np.isfinite(spread[i]), spread[i], 0.0)
+        status = table.status[i]
+        sound = status == SOUND
         if sound.any():
             ax_llc.errorbar(
                 steps[sound], row[sound], yerr=err[sound], color=colors[M], linewidth=0.9,
                 elinewidth=0.6, marker="o", markersize=2.5, zorder=3,
             )
-        bad = status[i] == UNRELIABLE
-        if bad.any():
-            any_unreliable = True
-            ax_llc.errorbar(steps[bad], row[bad], yerr=err[bad], color=colors[M], linestyle="none",
-                            elinewidth=0.5, alpha=0.6, zorder=3)
-            ax_llc.plot(steps[bad], row[bad], linestyle="none", zorder=4, **_SPIKED, markeredgecolor=colors[M])
-        lost = status[i] == FAILED
+        for name, (marker, _) in STATUS_MARKERS.items():
+            bad = status == name
+            if bad.any():
+                shown.add(name)
+                ax_llc.errorbar(steps[bad], row[bad], yerr=err[bad], color=colors[M], linestyle="none",
+                                elinewidth=0.5, alpha=0.6, zorder=3)
+                ax_llc.plot(steps[bad], row[bad], linestyle="none", zorder=4, **marker, markeredgecolor=colors[M])
+        lost = status == FAILED
         if lost.any():
-            any_failed = True
+            shown.add(FAILED)
             ax_llc.plot(steps[lost], np.full(lost.sum(), 0.02), linestyle="none", zorder=5, clip_on=False,
                         transform=ax_llc.get_xaxis_transform(), **{**_FAILED, "markerfacecolor": colors[M]})
     if label := _epsilon_label(llc):
@@ -265,39 +249,47 @@ def fig_llc_over_time(
         {
             "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains"): proxy(dict(END, markersize=2.5), linestyle="-"),
             "$t_{\\mathrm{crit}}$": proxy(T_CRIT),
-            **({UNRELIABLE_LABEL: proxy(_SPIKED)} if any_unreliable else {}),
-            **({FAILED_LABEL: proxy(_FAILED)} if any_failed else {}),
+            **status_legend(shown),
         },
         ncols=2,
     )
     return fig
 
 
+def status_legend(shown: set[str]) -> dict[str, Any]:
+    """Legend entries for the marks of the statuses in ``shown`` (not-sound estimates)."""
+    entries = {label: proxy(marker) for name, (marker, label) in STATUS_MARKERS.items() if name in shown}
+    if FAILED in shown:
+        entries[FAILED_LABEL] = proxy(_FAILED)
+    return entries
+
+
 def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figure:
     """The ε calibration: estimate (top row per M) and trace peak (bottom row) against ε, per checkpoint.
 
-    Filled markers: accepted by the rule (llc_calibration); hollow: healthy but
-    not on the plateau; rings: unhealthy (a chain diverged or the SGLD loss
-    exceeded ``SPIKE_RATIO`` × the start loss); crosses on the bottom edge:
-    every chain diverged. The dashed vertical line is the chosen ε.
+    Filled markers: accepted by the rule (``llc.choose_epsilon``); hollow circles:
+    sound but not on the plateau; diamonds: not converged; rings: unreliable (a
+    chain diverged or the SGLD loss exceeded ``SPIKE_RATIO`` × the start loss);
+    crosses on the bottom edge: no estimate. A panel titled "no plateau" is a point
+    the rule leaves out. The dashed vertical line is the chosen ε.
     """
     gamma = float(cal.attrs.get("chosen_gamma", float(cal["gamma"].values[0])))
     at = cal.sel(gamma=gamma)
+    table = read_estimates(at, ("M", "step", "epsilon"))
     Ms = [float(m) for m in at["M"].values]
     steps = [int(s) for s in at["step"].values]
     eps = np.asarray(at["epsilon"].values, dtype=np.float64)
     chosen = float(cal["chosen_epsilon"]) if "chosen_epsilon" in cal else math.nan
+    eligible = at["eligible"].transpose("M", "step").values if "eligible" in at else np.ones((len(Ms), len(steps)), bool)
     fig = new_figure(DOUBLE_WIDTH, 0.6 + 2.3 * len(Ms))
     axes = fig.subplots(2 * len(Ms), len(steps), sharex=True, squeeze=False)
+    shown: set[str] = set()
     for a, M in enumerate(Ms):
         color = colors.get(M, "0.3")
         for s, step in enumerate(steps):
-            point = at.sel(M=M, step=step)
-            mean = point["llc_mean"].values.astype(np.float64)
-            sem = np.nan_to_num(point["llc_sem"].values.astype(np.float64)) if "llc_sem" in point else np.zeros_like(mean)
-            peak = point["trace_peak"].values.astype(np.float64)
-            healthy = point["healthy"].values.astype(bool)
-            accepted = point["accepted"].values.astype(bool)
+            mean, peak, status = table["llc_mean"][a, s], table["trace_peak"][a, s], table.status[a, s]
+            sem = np.nan_to_num(table["llc_sem"][a, s])
+            accepted = at["accepted"].transpose("M", "step", "epsilon").values[a, s].astype(bool)
             ax_llc, ax_peak = axes[2 * a, s], axes[2 * a + 1, s]
             finite = np.isfinite(mean)
             ax_llc.errorbar(eps[finite], mean[finite], yerr=sem[finite], color=color, linewidth=0.8,
@@ -307,12 +299,17 @@ def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figur
                 ok = np.isfinite(y)
                 ax.plot(eps[ok & accepted], y[ok & accepted], linestyle="none", marker="o", markersize=4,
                         color=color, markeredgecolor="black", markeredgewidth=0.4, zorder=3)
-                ax.plot(eps[ok & healthy & ~accepted], y[ok & healthy & ~accepted], linestyle="none", marker="o",
+                plain = ok & (status == SOUND) & ~accepted
+                ax.plot(eps[plain], y[plain], linestyle="none", marker="o",
                         markersize=4, markerfacecolor="white", markeredgecolor=color, zorder=3)
-                ax.plot(eps[ok & ~healthy], y[ok & ~healthy], linestyle="none", zorder=3, **_SPIKED,
-                        markeredgecolor=color)
-                if (~ok).any():
-                    ax.plot(eps[~ok], np.full((~ok).sum(), 0.04), linestyle="none", clip_on=False, zorder=5,
+                for name, (marker, _) in STATUS_MARKERS.items():
+                    bad = ok & (status == name)
+                    shown.update([name] if bad.any() else [])
+                    ax.plot(eps[bad], y[bad], linestyle="none", zorder=3, **marker, markeredgecolor=color)
+                lost = status == FAILED
+                if lost.any():
+                    shown.add(FAILED)
+                    ax.plot(eps[lost], np.full(lost.sum(), 0.04), linestyle="none", clip_on=False, zorder=5,
                             transform=ax.get_xaxis_transform(), **{**_FAILED, "markerfacecolor": color})
                 if math.isfinite(chosen):
                     ax.axvline(chosen, color="black", linestyle="--", linewidth=0.8, zorder=1)
@@ -324,7 +321,8 @@ def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figur
             ax_llc.set_xscale("log")
             ax_llc.set_xticks(eps, [format_number(e) for e in eps])
             ax_llc.xaxis.set_minor_locator(NullLocator())
-            ax_llc.set_title(f"$M$ = {format_M(M)}, step {step}", pad=2)
+            ax_llc.set_title(f"$M$ = {format_M(M)}, step {step}" + ("" if eligible[a, s] else "\nno plateau: left out"),
+                             pad=2, color="black" if eligible[a, s] else "0.4")
             if s == 0:
                 ax_llc.set_ylabel("LLC $\\hat\\lambda$")
                 ax_peak.set_ylabel("trace peak /\n$\\ell_n(w^*)$")
@@ -332,15 +330,16 @@ def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figur
         ax.set_xlabel("SGLD step size ε")
     satisfied = bool(int(cal.attrs.get("rule_satisfied", 0)))
     verdict = "rule satisfied" if satisfied else "RULE NOT SATISFIED: fallback choice"
+    length = cal.attrs.get("burnin_time"), cal.attrs.get("draw_time")
+    chains = f"; chains {length[0]:g} + {length[1]:g} × 1/(εγ) steps" if None not in length else ""
     fig.suptitle(f"ε calibration at γ = {format_number(gamma)}, nβ = {format_number(float(cal.attrs.get('nbeta', math.nan)))}: "
-                 f"chosen ε = {format_number(chosen)} ({verdict})")
+                 f"chosen ε = {format_number(chosen)} ({verdict}){chains}")
     add_marker_legend(
         fig,
         {
-            "accepted (healthy, on the plateau)": proxy({"marker": "o", "markersize": 4, "markeredgecolor": "black"}),
-            "healthy, not on the plateau": proxy({"marker": "o", "markersize": 4, "markerfacecolor": "white"}),
-            "unhealthy (diverged chain or spike)": proxy(_SPIKED),
-            "every chain diverged": proxy(_FAILED),
+            "accepted (sound, on the plateau)": proxy({"marker": "o", "markersize": 4, "markeredgecolor": "black"}),
+            "sound, not on the plateau": proxy({"marker": "o", "markersize": 4, "markerfacecolor": "white"}),
+            **status_legend(shown),
             "chosen ε": proxy({}, color="black", linestyle="--"),
             f"spike limit ({SPIKE_RATIO:.0f}×)": proxy({}, color="0.5", linestyle=":"),
         },

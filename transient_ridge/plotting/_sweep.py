@@ -12,6 +12,8 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
 
+from ..llc import SOUND, final_estimate, read_estimates
+from ._llc import STATUS_MARKERS, status_legend
 from ._style import DMMSE, END, RIDGE, Color, proxy, set_log_y
 
 __all__ = ["MAxis", "draw_llc_vs_M", "draw_loss_vs_M", "final_llc"]
@@ -132,59 +134,56 @@ def draw_loss_vs_M(
     }
 
 
-def final_llc(llc: xr.Dataset, error: str) -> dict[float, tuple[float, float, Any]]:
-    """``M → (LLC, error bar, step)`` at the last step of each M with a finite estimate.
+def final_llc(llc: xr.Dataset, error: str) -> dict[float, tuple[float, float, Any, str]]:
+    """``M → (LLC, error bar, step, status)`` of each run's final estimate (``llc.final_estimate``).
 
-    ``error`` is ``"std"`` (``llc_std``, across chains) or ``"sem"`` (std over the
-    square root of the number of healthy chains, from ``llc_chain`` or the
-    ``num_chains`` attribute). M without any finite estimate are left out, and so
-    are M whose final recorded estimate failed (every chain diverged; the store's
-    ``failed_chains``): an earlier checkpoint is not a stand-in for the final model.
+    ``error`` is ``"std"`` (``llc_std``, across chains) or ``"sem"`` (``llc_sem``).
+    Runs without a final number are left out: no record, or a final estimate that
+    failed (an earlier checkpoint is not a stand-in for the final model).
     """
-    mean = llc["llc_mean"].transpose("M", "step")
-    std = llc["llc_std"].transpose("M", "step")
-    steps = mean["step"].values
-    result: dict[float, tuple[float, float, Any]] = {}
-    for i, M in enumerate(mean["M"].values):
-        row = np.asarray(mean.values[i], dtype=np.float64)
-        ok = np.flatnonzero(np.isfinite(row))
-        if "failed_chains" in llc:
-            recorded = np.flatnonzero(np.isfinite(llc["failed_chains"].transpose("M", "step").values[i].astype(np.float64)))
-            ok = recorded[-1:] if recorded.size and np.isfinite(row[recorded[-1]]) else ok[:0]
-        if not ok.size:
+    table = read_estimates(llc)
+    result: dict[float, tuple[float, float, Any, str]] = {}
+    for M in table.coords["M"]:
+        final = final_estimate(table, float(M))
+        if final.step is None or not math.isfinite(final.mean):
             continue
-        j = ok[-1]
-        err = float(std.values[i, j])
-        if error == "sem":
-            if "llc_chain" in llc:
-                chains = np.asarray(llc["llc_chain"].transpose("M", "step", "chain").values[i, j])
-                healthy = int(np.isfinite(chains).sum())
-            else:
-                healthy = int(llc.attrs.get("num_chains", 1))
-            err = err / math.sqrt(max(healthy, 1))
-        result[float(M)] = (float(row[j]), err if math.isfinite(err) else 0.0, steps[j])
+        i = int(np.flatnonzero(table.coords["M"] == M)[0])
+        j = int(np.flatnonzero(table.coords["step"] == final.step)[0])
+        err = final.sem if error == "sem" else float(table["llc_std"][i, j])
+        result[float(M)] = (final.mean, err if math.isfinite(err) else 0.0, final.step, final.status)
     return result
 
 
 def draw_llc_vs_M(
     ax: Axes, maxis: MAxis, llc: xr.Dataset, colors: Mapping[float, Color], error: str
 ) -> Handles:
-    """LLC of each M's final checkpoint against M, with M = ∞'s LLC as a dashed line."""
+    """LLC of each M's final checkpoint against M, with M = ∞'s LLC as a dashed line.
+
+    Estimates that are not sound (not converged, unreliable) are drawn with their
+    status marker (``_llc.STATUS_MARKERS``) around the point and stay off the line.
+    """
     final = final_llc(llc, error)
     Ms = np.array(sorted(final), dtype=np.float64)
     values = np.array([final[m][0] for m in Ms])
-    (fx, fy), _ = _split(maxis, Ms, values)
+    sound = np.array([final[m][3] == SOUND for m in Ms], dtype=bool)
+    (fx, fy), _ = _split(maxis, Ms[sound], values[sound])
     ax.plot(fx, fy, color="0.6", linewidth=0.8, zorder=3)
+    shown: set[str] = set()
     for M in Ms:
-        value, err, _step = final[M]
+        value, err, _step, status = final[M]
         ax.errorbar(
             maxis.position(M), value, yerr=err, color=colors[M], ecolor=colors[M],
             elinewidth=0.8, linestyle="none", zorder=5, **dict(END, markersize=5.0),
         )
+        if status in STATUS_MARKERS:
+            shown.add(status)
+            ax.plot(maxis.position(M), value, linestyle="none", zorder=6,
+                    **{**STATUS_MARKERS[status][0], "markersize": 9.0}, markeredgecolor=colors[M])
     handles: Handles = {"transformer (end)": proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8)}
     if math.inf in final:
         ax.axhline(final[math.inf][0], color="black", linestyle="--", linewidth=0.9, zorder=2)
         handles["LLC at $M$ = ∞"] = proxy({}, color="black", linestyle="--")
+    handles |= status_legend(shown)
     ax.set_ylabel("LLC $\\hat\\lambda$ (final checkpoint)")
     maxis.apply(ax)
     return handles

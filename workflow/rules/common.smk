@@ -9,7 +9,7 @@ from transient_ridge.config import (
     parse_task_count,
     validate_config,
 )
-from transient_ridge.llc_stage import LLC_RUN_SECTIONS
+from transient_ridge.llc import LLC_RUN_SECTIONS
 from transient_ridge.train import TRAINING_SECTIONS
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 from transient_ridge.provenance import ProvenanceError, read_provenance

@@ -4,16 +4,17 @@ import json
 import logging
 from pathlib import Path
 
-from transient_ridge.claims import (
-    calibration_report,
-    check_claims,
-    claims_json,
-    claims_markdown,
-    llc_health_report,
-    llc_sections_markdown,
-)
+from transient_ridge.claims import check_claims, claims_json, claims_markdown
 from transient_ridge.config import ExperimentConfig
-from transient_ridge.llc_trend import llc_over_training_markdown, llc_over_training_report
+from transient_ridge.llc import (
+    calibration_report,
+    llc_health_report,
+    llc_over_training_markdown,
+    llc_over_training_report,
+    llc_sections_markdown,
+    t_crit_markdown,
+    t_crit_report,
+)
 from transient_ridge.provenance import current_stamp, start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset
@@ -40,7 +41,7 @@ def main(
         logging.info("%s: %s", claim.name, "holds" if claim.holds else "does NOT hold")
     health = llc_health_report(llc_ds)
     chosen = calibration_report(open_dataset(calibration)) if calibration else None
-    if health["counts"]["failed"] or health["counts"]["unreliable"]:
+    if health["not_sound"]:
         logging.warning("LLC estimates not sound: %s", health["not_sound"])
     stamp = current_stamp()
     commit = stamp["git_commit"][:12] + (" (uncommitted changes)" if stamp["git_dirty"] is True else "")
@@ -48,11 +49,18 @@ def main(
     trend = llc_over_training_report(llc_ds)
     for run in trend["runs"]:
         logging.info("LLC over training, M=%s: %s (last/first sound = %.3g)", run["M"], run["shape"], run["last_over_first"])
+    transient = {  # observed transience per intermediate M, as the tradeoff claim read it
+        float(row["M"]): bool(row["observed"])
+        for claim in claims if claim.name == "tradeoff_predicts_transience" for row in claim.evidence["prediction_rows"]
+    }
+    at_t_crit = t_crit_report(llc_ds, outputs)
     markdown = claims_markdown(
-        experiment, claims, llc_over_training_markdown(trend) + llc_sections_markdown(health, chosen)
+        experiment, claims,
+        llc_over_training_markdown(trend) + t_crit_markdown(at_t_crit, transient) + llc_sections_markdown(health, chosen),
     )
     Path(md).write_text(markdown.rstrip("\n") + footer)
-    report = json.loads(claims_json(experiment, claims, {"llc_health": health, "llc_calibration": chosen, "llc_over_training": trend}))
+    extra = {"llc_health": health, "llc_calibration": chosen, "llc_over_training": trend, "llc_at_t_crit": at_t_crit}
+    report = json.loads(claims_json(experiment, claims, extra))
     Path(json_path).write_text(json.dumps({**report, "provenance": stamp}, indent=2, sort_keys=True))
 
 

@@ -1,7 +1,7 @@
 """Rule `llc_calibration`: epsilon (x gamma) sweep of the LLC at a few checkpoints of a few runs; chooses epsilon."""
 
 from transient_ridge.config import ExperimentConfig
-from transient_ridge.llc_stage import build_calibration_dataset
+from transient_ridge.llc import build_calibration_dataset
 from transient_ridge.provenance import start_job
 from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset, write_dataset

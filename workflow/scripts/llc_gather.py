@@ -2,7 +2,7 @@
 
 import logging
 
-from transient_ridge.llc_stage import gather_llc_datasets
+from transient_ridge.llc import gather_llc_datasets
 from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
 from transient_ridge.store import open_dataset, write_dataset

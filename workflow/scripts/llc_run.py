@@ -3,7 +3,7 @@
 import logging
 
 from transient_ridge.config import ExperimentConfig, parse_task_count
-from transient_ridge.llc_stage import build_run_llc_dataset
+from transient_ridge.llc import build_run_llc_dataset
 from transient_ridge.provenance import start_job
 from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset, write_dataset

@@ -5,7 +5,8 @@ LLC curve: it rises while the network acquires structure and can fall while it
 simplifies. This module states, per run, whether the LLC rises, falls or stays
 flat over the estimated checkpoints, so that claims.md reports the shape with
 its numbers instead of leaving it to the eye. Estimates that are not sound
-(``llc_health.estimate_status``) are listed but never shape the verdict.
+(``estimate_status``: not converged, unreliable or failed) are listed but never
+shape the verdict.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import math
 import numpy as np
 import xarray as xr
 
-from .llc_health import SOUND, store_health
-from .config import format_task_count
+from ..config import format_task_count
+from ._diagnostics import SOUND
+from ._read import read_estimates
 
 __all__ = ["SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_report", "llc_over_training_markdown"]
 
@@ -64,27 +66,18 @@ def llc_over_training_report(llc: xr.Dataset, tolerance: float = SHAPE_TOLERANCE
     """Every run's LLC estimates over training, their health and the curve's shape.
 
     Args:
-        llc: the ``llc.zarr`` dataset: ``llc_mean`` over ``(M, step)``; ``llc_std`` and
-            ``llc_chain`` (``(M, step, chain)``) give the standard error, the health
-            fields (``failed_chains``, ``loss_trace``, ``init_loss``) the status, when present.
+        llc: the ``llc.zarr`` dataset, read by :func:`~._read.read_estimates`.
         tolerance: see :func:`curve_shape`.
 
     Returns:
         ``{"tolerance", "steps", "runs"}``; each run has ``M`` (label), per step
-        ``llc_mean``, ``llc_sem`` (std over healthy chains / √their count) and
-        ``status`` (``None`` where the run has no estimate at that step), the
-        ``shape`` of its sound estimates, and ``first_step``, ``last_step``,
-        ``last_over_first`` of those (NaN with fewer than two).
+        ``llc_mean``, ``llc_sem`` and ``status`` (``None`` where the run has no
+        estimate at that step), the ``shape`` of its sound estimates, and
+        ``first_step``, ``last_step``, ``last_over_first`` of those (NaN with fewer than two).
     """
-    steps = llc["step"].values.astype(np.int64)
-    health = store_health(llc)
-    mean, status, recorded = health["mean"], health["status"], health["recorded"]
-    if "llc_std" in llc and "llc_chain" in llc:
-        std = llc["llc_std"].transpose("M", "step").values.astype(np.float64)
-        healthy = np.isfinite(llc["llc_chain"].transpose("M", "step", "chain").values).sum(axis=-1)
-        sem = np.where(healthy > 0, std / np.sqrt(np.maximum(healthy, 1)), np.nan)
-    else:
-        sem = np.full(mean.shape, np.nan)
+    table = read_estimates(llc)
+    steps = table.coords["step"].astype(np.int64)
+    mean, sem, status, recorded = table["llc_mean"], table["llc_sem"], table.status, table.recorded
     runs = []
     for i, M in enumerate(llc["M"].values):
         sound = recorded[i] & (status[i] == SOUND)

@@ -45,7 +45,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["SGLDLearningCoefficient", "chain_seeds", "estimate_llc"]
+__all__ = ["SGLDLearningCoefficient", "chain_seeds", "estimate_llc", "mala_log_acceptance"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -89,9 +89,11 @@ class SGLDLearningCoefficient:
         num_samples: the ``n`` in ``nβ``, recorded for bookkeeping only
             (``None`` if not known).
         eval_batch_size: samples per chunk when computing ``ℓ_n(w*)``.
-        raise_on_failure: if every chain diverges, raise ``RuntimeError``
-            (default); with ``False`` the fit returns with NaN estimates and
-            every other attribute set, so a pipeline can store the failure.
+        raise_on_failure: if every chain diverges, raise ``RuntimeError``,
+            and if ``ℓ_n(w*)`` is not finite, ``ValueError`` (default); with
+            ``False`` the fit returns with NaN estimates, every chain marked
+            failed, the reason in ``failure_`` and every other attribute set,
+            so a pipeline can store the failure.
 
     Attributes (set by :meth:`fit`):
         llc_mean_: mean of ``llc_per_chain_`` over healthy chains.
@@ -108,6 +110,13 @@ class SGLDLearningCoefficient:
         chain_seeds_: the per-chain generator seeds (see :func:`chain_seeds`).
         num_params_: number of sampled scalars ``P``.
         num_steps_: SGLD steps per chain, ``num_burnin + num_draws * steps_between_draws``.
+        mala_acceptance_: ``(C,)`` float64, per chain the mean over the post-burn-in
+            SGLD transitions of the Metropolis-adjusted Langevin (MALA) acceptance
+            probability (see :func:`mala_log_acceptance`; devinterp's health signal,
+            ≈ 0.9 counted as healthy there); NaN for failed chains or without two
+            post-burn-in steps.
+        failure_: ``""``, or why the estimate failed (every chain diverged, or
+            ``ℓ_n(w*)`` not finite).
         elapsed_s_: wall time of :meth:`fit` in seconds.
     """
 
@@ -242,13 +251,19 @@ class SGLDLearningCoefficient:
         burnin, draws, every = int(self.num_burnin), int(self.num_draws), int(self.steps_between_draws)
         num_steps = burnin + draws * every
 
+        seeds = chain_seeds(int(self.seed), C)
         with torch.no_grad():
             self.init_loss_ = _full_loss(model, loss_fn, inputs, targets, int(self.eval_batch_size))
-            if not math.isfinite(self.init_loss_):
-                raise ValueError(
-                    f"the loss at the model's weights over all n={n} samples is {self.init_loss_}; "
-                    "the LLC needs a finite loss at w* (check the inputs and targets for NaN/inf)"
-                )
+        if not math.isfinite(self.init_loss_):
+            reason = (
+                f"the loss at the model's weights over all n={n} samples is {self.init_loss_}; "
+                "the LLC needs a finite loss at w* (check the checkpoint's weights and the inputs and targets "
+                "for NaN/inf)"
+            )
+            if self.raise_on_failure:
+                raise ValueError(reason)
+            return self._set_failed(reason, seeds, sum(sizes), burnin, draws, num_steps, start)
+        with torch.no_grad():
             # The chains' weights: one contiguous (C, *shape) leaf per parameter
             # (contiguous per-chain weights keep the batched matmuls fast).
             w_star = [p.detach().expand(C, *p.shape).clone() for _, p in named]  # w*, stacked
@@ -262,13 +277,15 @@ class SGLDLearningCoefficient:
 
         batched_loss = vmap(chain_loss, in_dims=(0, 0, 0))  # chain dim 0 everywhere -> (C,)
 
-        seeds = chain_seeds(int(self.seed), C)
         generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
         noise = torch.empty(C, P, device=device, dtype=dtype)  # row c: chain c's N(0, I_P) draw
         noise_views = [v.view(C, *shape) for v, shape in zip(noise.split(sizes, dim=1), shapes)]
         index = torch.empty(C, m, device=device, dtype=torch.long)  # row c: chain c's minibatch
         step_losses = torch.full((num_steps, C), float("nan"), device=device, dtype=dtype)
+        # MALA acceptance of each post-burn-in transition s -> s+1 (row s - burnin), see mala_log_acceptance
+        log_accept = torch.full((max(num_steps - burnin - 1, 0), C), float("nan"), device=device, dtype=dtype)
+        previous = None  # (U_s, drift G_s, noise ξ_s) of the last post-burn-in step
 
         for step in range(num_steps):
             # Chain c's generator gives, in this order, its m minibatch indices
@@ -289,9 +306,15 @@ class SGLDLearningCoefficient:
             with torch.no_grad():
                 step_losses[step] = losses
                 # Δw = −ε/2 (nβ ∇ℓ_m(w) + γ (w − w*)) + √ε ξ, every term at the current w.
-                drift = torch._foreach_mul(grads, nbeta)
+                drift = torch._foreach_mul(grads, nbeta)  # G = ∇U, U(w) = nβ ℓ_m(w) + γ/2 ‖w − w*‖²
+                offset = torch._foreach_sub(theta, w_star)
                 if gamma:
-                    torch._foreach_add_(drift, torch._foreach_sub(theta, w_star), alpha=gamma)
+                    torch._foreach_add_(drift, offset, alpha=gamma)
+                if step >= burnin:
+                    potential = nbeta * losses + gamma / 2 * _per_chain_sum_of_squares(offset, C)  # U_s, (C,)
+                    if previous is not None:
+                        log_accept[step - burnin - 1] = mala_log_acceptance(*previous, potential, drift, eps, C)
+                    previous = (potential, drift, noise.clone())
                 torch._foreach_add_(theta, drift, alpha=-eps / 2)
                 torch._foreach_add_(theta, noise_views, alpha=math.sqrt(eps))
 
@@ -307,13 +330,16 @@ class SGLDLearningCoefficient:
         trace_np = trace.detach().to(device="cpu", dtype=torch.float64).numpy()
         failed = ~np.isfinite(trace_np).all(axis=1) | ~weights_finite.cpu().numpy()
         healthy = ~failed
-        if not healthy.any() and self.raise_on_failure:
-            raise RuntimeError(
-                f"all {C} SGLD chains diverged (loss or weights became NaN/inf) with "
-                f"epsilon={eps:g}, gamma={gamma:g}, nbeta={nbeta:g}, batch_size={m}; "
-                "use a smaller epsilon (or a larger gamma)"
-            )
-
+        self.failure_ = "" if healthy.any() else (
+            f"all {C} SGLD chains diverged (loss or weights became NaN/inf) with epsilon={eps:g}, gamma={gamma:g}, "
+            f"nbeta={nbeta:g}, batch_size={m}"
+        )
+        if self.failure_ and self.raise_on_failure:
+            raise RuntimeError(f"{self.failure_}; use a smaller epsilon (or a larger gamma)")
+        acceptance = torch.exp(torch.clamp(log_accept, max=0.0)).to(device="cpu", dtype=torch.float64).numpy()
+        self.mala_acceptance_ = np.full(C, np.nan)
+        if acceptance.shape[0]:
+            self.mala_acceptance_[healthy] = acceptance[:, healthy].mean(axis=0)
         per_chain = np.full(C, np.nan)
         per_chain[healthy] = nbeta * (trace_np[healthy, burnin:].mean(axis=1) - self.init_loss_)
         k = int(healthy.sum())
@@ -329,6 +355,69 @@ class SGLDLearningCoefficient:
         self.num_steps_ = num_steps
         self.elapsed_s_ = time.perf_counter() - start
         return self
+
+    def _set_failed(
+        self, reason: str, seeds: list[int], num_params: int, burnin: int, draws: int, num_steps: int, start: float
+    ) -> SGLDLearningCoefficient:
+        """Every fitted attribute of an estimate that could not be made (NaN numbers, every chain failed)."""
+        C = int(self.num_chains)
+        self.llc_per_chain_ = np.full(C, np.nan)
+        self.llc_mean_ = self.llc_std_ = self.llc_sem_ = float("nan")
+        self.loss_trace_ = np.full((C, burnin + draws), np.nan)
+        self.failed_chains_ = np.ones(C, dtype=bool)
+        self.mala_acceptance_ = np.full(C, np.nan)
+        self.failure_ = reason
+        self.chain_seeds_ = seeds
+        self.num_params_ = num_params
+        self.num_steps_ = num_steps
+        self.elapsed_s_ = time.perf_counter() - start
+        return self
+
+
+def _per_chain_sum_of_squares(tensors: Sequence[torch.Tensor], C: int) -> torch.Tensor:
+    """``(C,)``: per chain, the sum of squares over every tensor's entries (each tensor ``(C, *shape)``)."""
+    return torch.stack([t.reshape(C, -1).square().sum(dim=1) for t in tensors]).sum(dim=0)
+
+
+def mala_log_acceptance(
+    potential: torch.Tensor,
+    drift: Sequence[torch.Tensor],
+    noise: torch.Tensor,
+    next_potential: torch.Tensor,
+    next_drift: Sequence[torch.Tensor],
+    epsilon: float,
+    C: int,
+) -> torch.Tensor:
+    """Log Metropolis-adjusted Langevin acceptance ratio of the SGLD transitions ``w_s → w_{s+1}``, per chain.
+
+    The SGLD step ``w_{s+1} = w_s − ε/2 G_s + √ε ξ_s`` (``G = ∇U``, ``U(w) = nβ ℓ_m(w) + γ/2 ‖w − w*‖²``)
+    is a Langevin proposal with density ``q(w'|w) = N(w'; w − ε/2 G(w), ε I)``; MALA would accept it
+    with probability ``min(1, exp(log α))``::
+
+        log α = U_s − U_{s+1} + log q(w_s | w_{s+1}) − log q(w_{s+1} | w_s)
+              = U_s − U_{s+1} − ‖ε/2 (G_s + G_{s+1}) − √ε ξ_s‖² / (2ε) + ‖ξ_s‖² / 2.
+
+    As in devinterp's ``MalaAcceptanceRate``, ``U_s`` and ``G_s`` are taken on step ``s``'s own
+    minibatch (no extra evaluation), so minibatch noise enters the ratio too.
+
+    Args:
+        potential, next_potential: ``(C,)`` ``U_s``, ``U_{s+1}``.
+        drift, next_drift: ``G_s``, ``G_{s+1}``, one ``(C, *shape)`` tensor per parameter.
+        noise: ``(C, P)`` the standard normal draws ``ξ_s`` of the step (parameters in ``drift``'s order).
+        epsilon: ``ε``.
+        C: number of chains.
+
+    Returns:
+        ``(C,)`` ``log α`` (not clipped at 0).
+    """
+    residual = torch._foreach_add(drift, next_drift)
+    torch._foreach_mul_(residual, epsilon / 2)
+    sizes = [t[0].numel() for t in drift]
+    views = [v.view_as(t) for v, t in zip(noise.split(sizes, dim=1), drift)]
+    torch._foreach_add_(residual, views, alpha=-math.sqrt(epsilon))
+    reverse = _per_chain_sum_of_squares(residual, C) / (2 * epsilon)
+    forward = noise.square().sum(dim=1) / 2
+    return potential - next_potential - reverse + forward
 
 
 def _full_loss(

@@ -1,0 +1,97 @@
+"""LLC estimates of a run's checkpoints against ε, with chains sized in SGLD time: settled? converged? what cost?
+
+    python benchmarks/llc_sgld_time.py --experiment mini --M 4 inf --steps 3000 --epsilon 1e-4 3e-4 1e-3
+    python benchmarks/llc_sgld_time.py --results /tmp/run/results --experiment mini --M inf --steps 100 580 3000 \\
+        --epsilon 3e-4 1e-3 --chains 4 --burnin-time 5 --draw-time 10
+
+Every estimate goes through the pipeline's own ``transient_ridge.llc.fit_checkpoint``
+(the experiment's γ, nβ, SGLD batch, n and the per-step seed of ``llc_run``), on the
+checkpoints of ``{results}/{experiment}/runs/M{M}/``, with burn-in and draws given in
+units of ``1/(εγ)`` steps. Prints one Markdown row per (M, step, ε): the chain length
+in steps, λ̂ ± s.e., the status (``llc.estimate_status``) and its diagnostics (split
+R̂, half-drift z, MALA acceptance, trace peak) and the wall time of the fit, then what
+the calibration rule (``llc.choose_epsilon``) would choose from these points.
+``--threads`` (default 1) sets torch's threads, so that timings from a shared machine
+are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from transient_ridge.checkpoint import checkpoint_path, load_checkpoint
+from transient_ridge.config import ExperimentConfig, format_task_count, parse_task_count
+from transient_ridge.llc import choose_epsilon, fit_checkpoint, llc_data
+from transient_ridge.store import open_dataset
+from transient_ridge.tasks import tasks_from_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="mini")
+    parser.add_argument("--config", type=Path, default=REPO / "config.yaml", help="config file holding the experiment")
+    parser.add_argument("--results", type=Path, default=REPO / "results", help="the results/ folder of a pipeline run")
+    parser.add_argument("--M", nargs="+", default=["inf"], help="runs (integers or inf)")
+    parser.add_argument("--steps", type=int, nargs="+", required=True, help="checkpoint steps (with weights)")
+    parser.add_argument("--epsilon", type=float, nargs="+", required=True)
+    parser.add_argument("--gamma", type=float, default=None, help="default: the experiment's llc.gamma")
+    parser.add_argument("--chains", type=int, default=None, help="default: the experiment's llc.num_chains")
+    parser.add_argument("--burnin-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
+    parser.add_argument("--draw-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
+    cfg = ExperimentConfig.from_dict(args.experiment, block)
+    overrides = {k: v for k, v in (("num_chains", args.chains), ("burnin_time", args.burnin_time),
+                                   ("draw_time", args.draw_time), ("gamma", args.gamma)) if v is not None}
+    settings = dataclasses.replace(cfg.llc, **overrides)
+    results = args.results / args.experiment
+    tasks = tasks_from_dataset(open_dataset(results / "data" / "tasks.zarr"))
+    eps = sorted(args.epsilon)
+    print(f"{args.experiment}: gamma={settings.gamma:g} nbeta={settings.nbeta:g} chains={settings.num_chains} "
+          f"burn-in {settings.burnin_time:g} + draws {settings.draw_time:g} (units of 1/(eps*gamma)) "
+          f"batch={settings.batch_size} n={settings.num_samples} threads={args.threads}", flush=True)
+    print("| M | step | ε | steps | LLC ± s.e. | status | R̂ | half z | MALA | peak | wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    points, labels = [], []
+    for label in args.M:
+        M = parse_task_count(label)
+        data = llc_data(cfg, M, tasks)
+        for step in args.steps:
+            model, _ = load_checkpoint(checkpoint_path(results / "runs" / f"M{label}" / "checkpoints", step))
+            row = []
+            for e in eps:
+                start = time.perf_counter()
+                r = fit_checkpoint(model, data, settings, seed=cfg.seeds.sgld + step, epsilon=e)
+                wall = time.perf_counter() - start
+                row.append(r)
+                print(f"| {format_task_count(M)} | {step} | {e:g} | {r.num_burnin} + {r.num_draws} | "
+                      f"{r.llc_mean:.3f} ± {r.llc_sem:.3f} | {r.status} | {r.rhat:.3f} | {r.half_z:+.2f} | "
+                      f"{r.mala_acceptance:.3f} | {r.trace_peak:.2f} | {wall:.1f} |", flush=True)
+            points.append(row)
+            labels.append(f"M={format_task_count(M)} step {step}")
+    mean = np.array([[r.llc_mean for r in row] for row in points])
+    sem = np.array([[r.llc_sem for r in row] for row in points])
+    status = np.array([[r.status for r in row] for row in points])
+    final = np.array([int(label.split()[-1]) == cfg.training.steps for label in labels])
+    choice = choose_epsilon(np.array(eps), mean, sem, status, final, labels)
+    print(f"\ncalibration rule on these points: epsilon = {choice.epsilon:g} "
+          f"({'satisfied' if choice.rule_satisfied else 'not satisfied'}): {choice.reason}")
+    if not math.isnan(choice.epsilon):
+        print("eligible points:", [lab for lab, ok in zip(labels, choice.eligible) if ok])
+
+
+if __name__ == "__main__":
+    main()
