@@ -1,95 +1,142 @@
-"""Where does SGLD start to diverge on the paper model? An ε scan on a CPU.
+"""The ε calibration on the paper model, with chains sized in SGLD time: which ε settles, which diverges, at what cost.
 
-    nice -n 10 python benchmarks/llc_paper_epsilon.py --train-steps 300 \
-        --epsilon 3e-4 1e-4 3e-5 1e-5 --chains 4 --burnin 50 --draws 50 --batch-size 64
+    python benchmarks/llc_paper_epsilon.py                                    # on a GPU: ~5 min
+    python benchmarks/llc_paper_epsilon.py --M 64 inf --at 2000 4000 --epsilon 1e-5 3e-5 1e-4 3e-4
+    python benchmarks/llc_paper_epsilon.py --smoke                            # tiny, CPU, seconds (a test)
 
-The paper model (2 layers, d_model 512, d_mlp 256, 4 heads, D = 8, K = 16,
-2.66 M parameters) is trained with Adam (lr 1e-3, batch 256) on 64 tasks, as
-in ``../shared/gpu/llc_vs_devinterp.py`` (which measured ε = 3e-4 and 1e-4
-diverging and 3e-5 healthy after 2 000 steps on a GPU). The trained weights are
-cached (``--cache``) so that a second scan does not retrain. For each ε the
-project's estimator runs with γ and nβ as given and prints the failed chains,
-the trace peak over the start loss (``llc_health.trace_peak_ratio``; above
-``SPIKE_RATIO`` = 10 the estimate is not trusted) and the estimate.
+Trains the ``paper_slice`` experiment's model and data (2 layers, d_model 512, d_mlp
+256, 4 heads, D = 8, K = 16, σ² = 0.125; 2.66 M parameters) for each M with the
+pipeline's own pieces (``init_model``, ``sample_batch`` with the experiment's seeds,
+its one-cycle ``learning_rate`` schedule, ``train_step``), keeps the weights at the
+``--at`` steps, and at each of them runs the pipeline's ``llc.fit_checkpoint`` for
+every ε of the grid on the experiment's LLC sequences (``llc.llc_data``: n fresh
+``q_M`` sequences), with the calibration's chain count and the burn-in and draws given
+in units of 1/(εγ) steps. Prints a Markdown table (chain length, λ̂ ± s.e., status,
+split R̂, half-drift z, MALA acceptance, trace peak, wall s) and what the calibration
+rule (``llc.choose_epsilon``) chooses from these points. Nothing is written to disk
+except ``--out`` (the table) when given.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import copy
+import dataclasses
+import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import yaml
 
-from transient_ridge.data import sample_batch
-from transient_ridge.llc import SGLDLearningCoefficient
-from transient_ridge.llc_health import SPIKE_RATIO, trace_peak_ratio
-from transient_ridge.model import InContextRegressionTransformer, ModelConfig
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from transient_ridge.config import ExperimentConfig, format_task_count, parse_task_count  # noqa: E402
+from transient_ridge.data import draw_task_sequence, sample_batch, task_set  # noqa: E402
+from transient_ridge.llc import choose_epsilon, fit_checkpoint, llc_data  # noqa: E402
+from transient_ridge.schedule import learning_rate  # noqa: E402
+from transient_ridge.train import init_model, train_step  # noqa: E402
+
+SMOKE = {"data": {"D": 2, "K": 4}, "model": {"n_layer": 1, "d_model": 8, "n_head": 2, "d_mlp": 16},
+         "training": {"steps": 40, "batch_size": 8}, "llc": {"num_samples": 64, "batch_size": 16}}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--epsilon", type=float, nargs="+", default=[3e-4, 1e-4, 3e-5, 1e-5])
-    parser.add_argument("--gamma", type=float, default=300.0)
-    parser.add_argument("--nbeta", type=float, default=100.0)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--burnin", type=int, default=50)
-    parser.add_argument("--draws", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=64, help="SGLD minibatch")
-    parser.add_argument("--num-samples", type=int, default=4096, help="n behind l_n(w*)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/llc_paper_epsilon_model.pt"))
-    args = parser.parse_args()
+    parser.add_argument("--experiment", default="paper_slice")
+    parser.add_argument("--M", nargs="+", default=["64", "inf"])
+    parser.add_argument("--at", type=int, nargs="+", default=[2000, 4000], help="training steps to estimate at")
+    parser.add_argument("--epsilon", type=float, nargs="+", default=[1e-5, 3e-5, 1e-4, 3e-4])
+    parser.add_argument("--chains", type=int, default=None, help="default: llc.calibration.num_chains")
+    parser.add_argument("--burnin-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
+    parser.add_argument("--draw-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
+    parser.add_argument("--batch-size", type=int, default=None, help="SGLD minibatch; default: llc.batch_size")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU")
+    parser.add_argument("--smoke", action="store_true", help="a tiny model and data, CPU, seconds")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args(argv)
+    logging.getLogger("transient_ridge").setLevel(logging.ERROR)  # the table says it all
     torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
 
-    cfg = ModelConfig(D=8, K=16, n_layer=2, d_model=512, n_head=4, d_mlp=256)
-    torch.manual_seed(0)
-    model = InContextRegressionTransformer(cfg)
-    tasks = torch.randn(64, cfg.D, generator=torch.Generator().manual_seed(0))
-    cache = args.cache.with_name(f"{args.cache.stem}_{args.train_steps}{args.cache.suffix}")
-    if cache.exists():
-        model.load_state_dict(torch.load(cache))
-        print(f"loaded {cache}", flush=True)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        start = time.perf_counter()
-        for i in range(args.train_steps):
-            x, y = sample_batch(tasks, seed=0, step=i, batch_size=256, K=cfg.K, D=cfg.D, noise_variance=0.125)
-            loss = F.mse_loss(model(x, y), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if (i + 1) % 50 == 0:
-                rate = (i + 1) / (time.perf_counter() - start)
-                print(f"train step {i + 1}: loss {loss.item():.4f} ({rate:.2f} steps/s)", flush=True)
-        torch.save(model.state_dict(), cache)
-    model.eval()
-    chunks = [sample_batch(tasks, seed=1, step=i, batch_size=1024, K=cfg.K, D=cfg.D, noise_variance=0.125)
-              for i in range(max(1, args.num_samples // 1024))]
-    x, y = torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
-    print(f"paper model ({sum(p.numel() for p in model.parameters())} parameters) after {args.train_steps} Adam "
-          f"steps; gamma={args.gamma:g} nbeta={args.nbeta:g} chains={args.chains} burn-in={args.burnin} "
-          f"draws={args.draws} batch={args.batch_size} n={len(y)} threads={args.threads}", flush=True)
-    print("| ε | failed chains | ℓ_n(w*) | trace peak / ℓ_n(w*) | LLC ± s.e. | wall s |")
-    print("| --- | --- | --- | --- | --- | --- |", flush=True)
-    for eps in args.epsilon:
-        est = SGLDLearningCoefficient(epsilon=eps, gamma=args.gamma, nbeta=args.nbeta, num_chains=args.chains,
-                                      num_burnin=args.burnin, num_draws=args.draws, batch_size=args.batch_size,
-                                      seed=0, num_samples=len(y))
-        start = time.perf_counter()
-        try:
-            est.fit(model, F.mse_loss, (x, y), y)
-        except RuntimeError:
-            print(f"| {eps:.0e} | {args.chains}/{args.chains} | | diverged | n/a | {time.perf_counter() - start:.0f} |",
-                  flush=True)
-            continue
-        peak = float(trace_peak_ratio(est.loss_trace_, est.init_loss_))
-        flag = " (spiked)" if peak > SPIKE_RATIO else ""
-        print(f"| {eps:.0e} | {int(np.sum(est.failed_chains_))}/{args.chains} | {est.init_loss_:.3f} | {peak:.2f}{flag} | "
-              f"{est.llc_mean_:.1f} ± {est.llc_sem_:.1f} | {est.elapsed_s_:.0f} |", flush=True)
+    block = copy.deepcopy(yaml.safe_load((REPO / "config.yaml").read_text())["experiments"][args.experiment])
+    if args.smoke:
+        for section, values in SMOKE.items():
+            block[section].update(values)
+        args.at = [a for a in args.at if a <= 40] or [20, 40]
+    steps = max(args.at)
+    block["training"]["steps"] = steps  # the schedule of a run of that length, as paper_slice has
+    cfg = ExperimentConfig.from_dict(args.experiment, block)
+    grid = cfg.llc.calibration
+    overrides = {k: v for k, v in (("num_chains", args.chains or grid.num_chains), ("burnin_time", args.burnin_time),
+                                   ("draw_time", args.draw_time), ("batch_size", args.batch_size)) if v is not None}
+    settings = dataclasses.replace(cfg.llc, **overrides)
+    eps = sorted(args.epsilon)
+    lines = [
+        f"{args.experiment} model on {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
+        f"trained {steps} steps; gamma={settings.gamma:g} nbeta={settings.nbeta:g} chains={settings.num_chains} "
+        f"burn-in {settings.burnin_time:g} + draws {settings.draw_time:g} x 1/(eps*gamma) steps, SGLD batch "
+        f"{settings.batch_size}, n={settings.num_samples}",
+        "",
+        "| M | step | train loss | ε | steps | LLC ± s.e. | status | R̂ | half z | MALA | peak | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    print("\n".join(lines), flush=True)
+    tasks = draw_task_sequence(cfg.seeds.tasks, cfg.data.max_finite_M, cfg.data.D)
+    points, labels, finals = [], [], []
+    for label in args.M:
+        M = parse_task_count(label)
+        run = cfg.for_run(M) if M in cfg.data.M else dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, M=(M,)))
+        model = init_model(run, M).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.training.lr, betas=cfg.training.betas)
+        t_M = task_set(tasks, M)
+        t_M = None if t_M is None else torch.as_tensor(t_M, dtype=torch.float32, device=device)
+        x, y = llc_data(cfg, M, tasks)
+        data = (x.to(device), y.to(device))
+        start, loss = time.perf_counter(), torch.tensor(math.nan)
+        for step in range(steps + 1):
+            if step in args.at:
+                model.eval()
+                row = []
+                for e in eps:
+                    began = time.perf_counter()
+                    r = fit_checkpoint(copy.deepcopy(model), data, settings, seed=cfg.seeds.sgld + step, epsilon=e)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    wall = time.perf_counter() - began
+                    row.append(r)
+                    line = (f"| {format_task_count(M)} | {step} | {float(loss):.4f} | {e:g} | {r.num_burnin} + "
+                            f"{r.num_draws} | {r.llc_mean:.2f} ± {r.llc_sem:.2f} | {r.status} | {r.rhat:.3f} | "
+                            f"{r.half_z:+.2f} | {r.mala_acceptance:.3f} | {r.trace_peak:.2f} | {wall:.1f} |")
+                    lines.append(line)
+                    print(line, flush=True)
+                points.append(row)
+                labels.append(f"M={format_task_count(M)} step {step}")
+                finals.append(step == steps)
+                model.train()
+            if step == steps:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, steps, cfg.training.lr, cfg.training.schedule)
+            bx, by = sample_batch(t_M, seed=cfg.seeds.train, step=step, batch_size=cfg.training.batch_size,
+                                  K=cfg.data.K, D=cfg.data.D, noise_variance=cfg.data.noise_variance, device=device)
+            loss = train_step(model, optimizer, bx, by)
+        print(f"M={label}: {steps} training steps and its fits in {time.perf_counter() - start:.0f} s", flush=True)
+    mean = np.array([[r.llc_mean for r in row] for row in points])
+    sem = np.array([[r.llc_sem for r in row] for row in points])
+    status = np.array([[r.status for r in row] for row in points])
+    choice = choose_epsilon(np.array(eps), mean, sem, status, np.array(finals), labels)
+    verdict = "satisfied" if choice.rule_satisfied else "NOT satisfied"
+    lines += ["", f"calibration rule on these points: epsilon = {choice.epsilon:g} ({verdict}): {choice.reason}"]
+    print(lines[-1], flush=True)
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n")
+    if math.isnan(choice.epsilon):
+        print("every epsilon failed", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ are comparable.
 from __future__ import annotations
 
 import argparse
+import logging
 import dataclasses
 import math
 import time
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--draw-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    logging.getLogger("transient_ridge").setLevel(logging.ERROR)  # the table says it all
     torch.set_num_threads(args.threads)
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]

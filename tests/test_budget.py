@@ -22,35 +22,38 @@ def test_budget_command_prints_the_verdict(capsys):
 
 
 def test_wall_time_against_a_hand_count(tiny_cfg):
-    """tiny: 3 runs x 40 steps; LLC 2 checkpoints x 2 chains x (5 + 10) steps; calibration: 1 run x
-    2 checkpoints (first, middle = last of the 2) x 1 epsilon x 1 gamma estimates of 2 x (5 + 10)."""
+    """tiny: 3 runs x 40 steps; LLC at ε = 1e-3, γ = 100: 2 checkpoints x 4 chains x (5 + 10) steps (0.5 + 1
+    units of 1/(εγ)); calibration: 1 run x 2 checkpoints (first, middle = last of the 2) x the grid
+    {3e-4: 17 + 34 steps, 1e-3: 5 + 10} x 4 chains."""
     t = estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=1, job_startup_s=10, cpu_overhead_s=60)
-    assert t.llc_chain_steps_per_run == 2 * 2 * 15 and t.calibration_chain_steps == 2 * (2 * 15)
-    assert (t.train_job_s, t.llc_job_s, t.calibration_job_s) == (10 + 40 / 4, 10 + 60 / 6, 10 + 60 / 6)
-    assert t.gpu_work_s == t.makespan_s == 3 * (20 + 20) + 20
-    assert t.total_s == 140 + 60
-    # 2 GPUs: T1 T4 [0, 20]; T_inf and the calibration (after T4) [20, 40];
-    # LLC M1 and M4 [40, 60], LLC inf [60, 80]
-    assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=2, job_startup_s=10).makespan_s == 80
-    # as many GPUs as jobs allow, explicit epsilon: a training then its LLC is the critical path
-    assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=8, job_startup_s=10).makespan_s == 40
+    assert t.llc_chain_steps_per_run == 2 * 4 * 15 and t.calibration_chain_steps == 2 * 4 * (51 + 15)
+    assert (t.train_job_s, t.llc_job_s, t.calibration_job_s) == (10 + 40 / 4, 10 + 120 / 6, 10 + 528 / 6)
+    assert t.gpu_work_s == t.makespan_s == 3 * 20 + 98 + 3 * 30
+    assert t.total_s == 248 + 60
+    # 2 GPUs: T1 T4 [0, 20]; T_inf [20, 40] and the calibration (after T4) [20, 118];
+    # LLC M1, M4, inf one after another on the first GPU [40, 130]
+    assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=2, job_startup_s=10).makespan_s == 130
+    # as many GPUs as jobs allow, explicit epsilon: the LLC runs do not wait; the calibration is the critical path
+    assert estimate_wall_time(tiny_cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=8, job_startup_s=10).makespan_s == 118
 
 
 def test_with_epsilon_auto_every_llc_run_waits_for_the_calibration(tiny_block):
     tiny_block["llc"]["epsilon"] = "auto"
     cfg = ExperimentConfig.from_dict("tiny", tiny_block)
-    # 8 GPUs: trainings [0, 20], calibration [20, 40], then every LLC run [40, 60]
-    assert estimate_wall_time(cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=8, job_startup_s=10).makespan_s == 60
+    # 8 GPUs: trainings [0, 20], calibration [20, 118], then every LLC run [118, 148] (at the
+    # second-smallest grid epsilon, 1e-3: the longest chains a satisfied rule can give)
+    assert estimate_wall_time(cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=8, job_startup_s=10).makespan_s == 148
 
 
 def test_calibration_with_its_own_chains_and_none_without_a_grid(tiny_block):
-    tiny_block["llc"]["calibration"].update(num_chains=3, num_burnin=1, num_draws=4)
+    tiny_block["llc"]["calibration"].update(num_chains=3, burnin_time=0.1, draw_time=0.3)
     cfg = ExperimentConfig.from_dict("tiny", tiny_block)
-    assert calibration_chain_steps(cfg) == 2 * 3 * (1 + 4)
+    # 2 checkpoints x 3 chains x ((4 + 10) steps at 3e-4 + (1 + 3) at 1e-3)
+    assert calibration_chain_steps(cfg) == 2 * 3 * ((4 + 10) + (1 + 3))
     del tiny_block["llc"]["calibration"]
     cfg = ExperimentConfig.from_dict("tiny", tiny_block)
     t = estimate_wall_time(cfg, train_steps_per_s=4, chain_steps_per_s=6, gpus=1, job_startup_s=10)
-    assert t.calibration_chain_steps == 0 and t.calibration_job_s == 0 and t.makespan_s == 3 * (20 + 20)
+    assert t.calibration_chain_steps == 0 and t.calibration_job_s == 0 and t.makespan_s == 3 * (20 + 30)
 
 
 def test_budget_command_prints_the_derived_wall_time(capsys):

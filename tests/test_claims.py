@@ -5,16 +5,15 @@ import math
 import numpy as np
 import xarray as xr
 
+from llc_stores import llc_store, restatus
 from transient_ridge.claims import (
-    calibration_report,
     check_claims,
     claims_json,
     claims_markdown,
-    llc_health_report,
-    llc_sections_markdown,
     measure_transience,
     ridge_dmmse_gap,
 )
+from transient_ridge.llc import calibration_report, llc_health_report, llc_sections_markdown
 
 
 def _outputs(M, ood, ridge, dmmse):
@@ -60,18 +59,17 @@ def test_check_claims_reports_holds_and_failures():
         },
         coords={"predictor": ["ridge", "dmmse_M1", "dmmse_M16"], "pc": [1, 2], "M": [1.0, 16.0, math.inf]},
     )
-    llc = xr.Dataset(
-        {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, 6.0], [5.0, 9.0]])},
-        coords={"M": [1.0, 16.0, math.inf], "step": [10, 50]},
-    )
+    llc = llc_store([[1.0, 2.0], [3.0, 6.0], [5.0, 9.0]], M=[1.0, 16.0, math.inf], steps=[10, 50])
     claims = {c.name: c for c in check_claims(outputs, baselines, pca, llc, min_transient_runs=1)}
     assert claims["smallest_M_ends_at_dmmse"].holds
     assert claims["infinite_M_ends_at_ridge"].holds
     assert claims["pca_separates_predictors"].holds
     assert claims["llc_grows_with_M_for_dmmse_runs"].holds
     assert claims["transient_ridge"].holds and claims["transient_ridge"].evidence["transient_M"] == ["16"]
+    # the transient M = 16 ends with a lower LLC (6) than M = inf (9): the tradeoff does not explain it
+    assert not claims["loss_complexity_tradeoff"].holds and not claims["tradeoff_predicts_transience"].holds
     text = claims_markdown("x", list(claims.values()))
-    assert "5 of 5 claims hold" in text
+    assert "5 of 7 claims hold" in text
     assert '"inf"' in claims_json("x", list(claims.values())) or "inf" in claims_json("x", list(claims.values()))
     # a failing claim is reported, not raised
     outputs[math.inf] = _outputs(math.inf, np.linspace(2, 1.5, steps), np.ones(steps), np.ones(steps))
@@ -114,7 +112,7 @@ def test_ridge_dmmse_gap_matches_a_plain_loop_and_reaches_the_report():
          "trajectory": (("M", "step", "pc"), np.zeros((2, 2, 2))), "explained_variance_ratio": ("pc", [0.5, 0.2])},
         coords={"predictor": ["ridge", "dmmse_M1"], "pc": [1, 2], "M": [1.0, 16.0]},
     )
-    llc = xr.Dataset({"llc_mean": (("M", "step"), [[1.0], [2.0]])}, coords={"M": [1.0, 16.0], "step": [50]})
+    llc = llc_store([[1.0], [2.0]], M=[1.0, 16.0], steps=[50])
     claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["transient_ridge"]
     run = claim.evidence["runs"]["16"]
     assert run["ridge_dmmse_gap"] == ridge_dmmse_gap(baselines, 16.0)
@@ -138,61 +136,61 @@ def _two_dmmse_like_runs(steps=6):
 
 def test_llc_claim_reports_trace_peaks_and_refuses_spiked_estimates():
     outputs, baselines, pca = _two_dmmse_like_runs()
-    trace = np.full((2, 2, 2, 5), 0.5)  # (M, step, chain, draw); init loss 0.25 -> peak 2x
-    llc = xr.Dataset(
-        {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, np.nan]]),
-         "init_loss": (("M", "step"), np.full((2, 2), 0.25)),
-         "loss_trace": (("M", "step", "chain", "draw"), trace)},
-        coords={"M": [1.0, 16.0], "step": [10, 50]},
-    )
+    llc = llc_store([[1.0, 2.0], [3.0, np.nan]], M=[1.0, 16.0], steps=[10, 50])
     claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"]
     assert claim.holds and claim.evidence["final_trace_peak_over_init_loss"] == {"1": 2.0, "16": 2.0}
-    # M=16's last finite estimate is at step 10: a spike there makes the comparison untrustworthy
-    llc["loss_trace"][1, 0, 1, 3] = 5.0
-    claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"]
+    # M=16's last record is at step 10: a spike there makes the comparison untrustworthy
+    llc["trace_peak"][1, 0] = 20.0
+    claim = {c.name: c for c in check_claims(outputs, baselines, pca, restatus(llc))}["llc_grows_with_M_for_dmmse_runs"]
     assert not claim.holds and claim.evidence["spiked_runs"] == ["16"]
     assert claim.evidence["final_trace_peak_over_init_loss"]["16"] == 20.0
-    # a spike at a step the claim does not read changes nothing
-    llc["loss_trace"][1, 0, 1, 3] = 0.5
-    llc["loss_trace"][1, 1, 0, 0] = 50.0
-    assert {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"].holds
+    # chains that have not converged there refuse it too
+    llc["trace_peak"][1, 0] = 2.0
+    llc["rhat"][1, 0] = 1.5
+    claim = {c.name: c for c in check_claims(outputs, baselines, pca, restatus(llc))}["llc_grows_with_M_for_dmmse_runs"]
+    assert not claim.holds and claim.evidence["final_status"]["16"] == "not converged"
+    # a problem at a step the claim does not read changes nothing
+    llc["rhat"][1, 0] = 1.0
+    llc["trace_peak"][0, 0] = 50.0
+    assert {c.name: c for c in check_claims(outputs, baselines, pca, restatus(llc))}["llc_grows_with_M_for_dmmse_runs"].holds
 
 
 def test_llc_claim_refuses_a_failed_final_estimate_and_claims_md_shows_it():
     outputs, baselines, pca = _two_dmmse_like_runs()
-    trace = np.full((2, 2, 2, 5), 0.5)
-    trace[1, 1] = np.nan  # M=16, final step: every chain diverged
-    llc = xr.Dataset(
-        {"llc_mean": (("M", "step"), [[1.0, 2.0], [3.0, np.nan]]),
-         "failed_chains": (("M", "step"), [[0, 0], [0, 2]]),
-         "init_loss": (("M", "step"), np.full((2, 2), 0.25)),
-         "loss_trace": (("M", "step", "chain", "draw"), trace)},
-        coords={"M": [1.0, 16.0], "step": [10, 50]},
-        attrs={"epsilon": 1e-3, "epsilon_source": "config", "gamma": 100.0},
-    )
+    llc = llc_store([[1.0, 2.0], [3.0, 4.0]], M=[1.0, 16.0], steps=[10, 50], attrs={"epsilon": 1e-3})
+    for name in ("llc_mean", "llc_sem", "trace_peak", "rhat", "half_z"):
+        llc[name][1, 1] = np.nan  # M=16, final step: every chain diverged
+    llc["failed_chains"][1, 1] = 4
+    llc = restatus(llc)
     claim = {c.name: c for c in check_claims(outputs, baselines, pca, llc)}["llc_grows_with_M_for_dmmse_runs"]
     # the failed final estimate is not replaced by the earlier one (3.0 > 2.0 would hold)
     assert not claim.holds and claim.evidence["unsound_runs"] == ["16"]
     assert claim.evidence["final_status"] == {"1": "sound", "16": "failed"}
     health = llc_health_report(llc)
-    assert health["counts"] == {"sound": 3, "unreliable": 0, "failed": 1}
+    assert health["counts"] == {"sound": 3, "not converged": 0, "unreliable": 0, "failed": 1}
     assert health["not_sound"][0]["M"] == "16" and health["not_sound"][0]["step"] == 50
     text = claims_markdown("x", [claim], llc_sections_markdown(health, None))
-    assert "1 failed (every chain diverged" in text and "| 16 | 50 | failed |" in text
+    assert "1 failed (no estimate" in text and "| 16 | 50 | n/a | failed |" in text
     assert '"failed": 1' in claims_json("x", [claim], {"llc_health": health})
 
 
 def test_calibration_table_shows_the_chosen_epsilon():
     dims3, dims4 = ("M", "step", "epsilon"), ("M", "step", "epsilon", "gamma")
     mean = np.array([[[[5.0], [5.2]]]])
+    ones = np.ones_like(mean)
     cal = xr.Dataset(
         {"llc_mean": (dims4, mean), "llc_sem": (dims4, 0.1 * mean), "failed_chains": (dims4, np.zeros_like(mean, int)),
-         "trace_peak": (dims4, np.full_like(mean, 2.0)), "healthy": (dims3, np.ones((1, 1, 2), bool)),
-         "plateau": (dims3, [[[False, True]]]), "accepted": (dims3, [[[False, True]]]), "chosen_epsilon": ((), 1e-3)},
+         "trace_peak": (dims4, 2 * ones), "rhat": (dims4, ones), "half_z": (dims4, 0 * ones),
+         "mala_acceptance": (dims4, 0.6 * ones), "healthy": (dims3, np.ones((1, 1, 2), bool)),
+         "plateau": (dims3, [[[False, True]]]), "accepted": (dims3, [[[False, True]]]),
+         "eligible": (("M", "step"), [[True]]), "num_burnin": (("epsilon", "gamma"), [[167], [50]]),
+         "num_draws": (("epsilon", "gamma"), [[334], [100]]), "chosen_epsilon": ((), 1e-3)},
         coords={"M": [math.inf], "step": [100], "epsilon": [3e-4, 1e-3], "gamma": [100.0]},
-        attrs={"chosen_gamma": 100.0, "rule_satisfied": 1, "choice_reason": "because"},
+        attrs={"chosen_gamma": 100.0, "rule_satisfied": 1, "choice_reason": "because", "burnin_time": 5.0,
+               "draw_time": 10.0, "num_chains": 4},
     )
     report = calibration_report(cal)
     assert report["chosen_epsilon"] == 1e-3 and report["rule_satisfied"] and len(report["rows"]) == 2
     text = "\n".join(llc_sections_markdown(None, report))
-    assert "Chosen ε = **0.001**" in text and "| inf | 100 | 0.001 | 5.2 ± 0.52 | 0 | 2 | yes | yes | yes |" in text
+    assert "Chosen ε = **0.001**" in text and "**rule satisfied**" in text
+    assert "| inf | 100 | 0.001 | 50 + 100 | 5.2 ± 0.52 | sound | 1.000 | +0.00 | 0.60 | 2 | yes | yes | yes |" in text

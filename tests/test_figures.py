@@ -20,7 +20,8 @@ import xarray as xr
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from transient_ridge.llc_calibration import choose_epsilon
+from llc_stores import restatus
+from transient_ridge.llc import choose_epsilon, estimate_status, trace_peak_ratio
 from transient_ridge.plotting._style import format_number
 from transient_ridge.figures import (
     FIGURE_NAMES,
@@ -182,30 +183,41 @@ def synthetic_inputs(
         llc_values[i, np.isin(steps, llc_at)] = final * np.linspace(0.7, 1.0, llc_steps)
     llc_chain = llc_values[..., None] + rng.normal(size=(len(Ms), len(steps), n_chains))
     init_loss = np.where(np.isfinite(llc_values), 1.0, np.nan)
-    llc = xr.Dataset(
+    recorded = np.isfinite(llc_values)
+    loss_trace = traces((len(Ms), len(steps)), init_loss)
+    diagnostics = {name: (("M", "step"), np.where(recorded, value, np.nan))
+                   for name, value in (("rhat", 1.0), ("half_z", 0.0), ("mala_acceptance", 0.6))}
+    spread = llc_chain.std(axis=-1, ddof=1) if n_chains > 1 else np.full(llc_values.shape, np.nan)
+    llc = restatus(xr.Dataset(
         {
             "llc_mean": (("M", "step"), llc_chain.mean(axis=-1)),
-            "llc_std": (("M", "step"), llc_chain.std(axis=-1)),
+            "llc_std": (("M", "step"), spread),
+            "llc_sem": (("M", "step"), spread / math.sqrt(n_chains)),
             "llc_chain": (("M", "step", "chain"), llc_chain),
             "init_loss": (("M", "step"), init_loss),
-            "loss_trace": (("M", "step", "chain", "draw"), traces((len(Ms), len(steps)), init_loss)),
+            "loss_trace": (("M", "step", "chain", "draw"), loss_trace),
+            "failed_chains": (("M", "step"), np.where(recorded, 0, -1)),
+            "trace_peak": (("M", "step"), trace_peak_ratio(loss_trace, init_loss)),
+            **diagnostics,
         },
         coords={"M": Ms, "step": steps, "chain": np.arange(n_chains), "draw": np.arange(n_draws)},
         attrs=sgld,
-    )
+    ))
 
     n_eps, n_gamma = calibration_grid
     cal_M = Ms[:1]
     cal_steps = llc_at
     shape = (len(cal_M), len(cal_steps), n_eps, n_gamma)
-    cal_init = np.ones(shape[:2])
+    cal_init = np.ones(shape)
     cal_mean = rng.uniform(5, 15, size=shape)
     cal_peak = rng.uniform(1.5, 3.0, size=shape)
     cal_peak[..., -1, :] = 30.0  # the largest epsilon spikes
     failed = np.zeros(shape, dtype=np.int64)
+    ones = np.ones(shape)
+    cal_status = estimate_status(cal_mean, failed, cal_peak, ones, 0 * ones)
     choice = choose_epsilon(
         np.logspace(-5, -4, n_eps), cal_mean[..., 0].reshape(-1, n_eps), 0.05 * cal_mean[..., 0].reshape(-1, n_eps),
-        failed[..., 0].reshape(-1, n_eps), cal_peak[..., 0].reshape(-1, n_eps),
+        cal_status[..., 0].reshape(-1, n_eps),
     )
     dims3, dims4 = ("M", "step", "epsilon"), ("M", "step", "epsilon", "gamma")
     llc_calibration = xr.Dataset(
@@ -215,11 +227,15 @@ def synthetic_inputs(
             "llc_sem": (dims4, 0.05 * cal_mean),
             "failed_chains": (dims4, failed),
             "trace_peak": (dims4, cal_peak),
-            "loss_trace": ((*dims4, "chain", "draw"), traces(shape, np.broadcast_to(cal_init[:, :, None, None], shape))),
-            "init_loss": (("M", "step"), cal_init),
+            "rhat": (dims4, ones),
+            "half_z": (dims4, 0 * ones),
+            "mala_acceptance": (dims4, 0.6 * ones),
+            "loss_trace": ((*dims4, "chain", "draw"), traces(shape, cal_init)),
+            "init_loss": (dims4, cal_init),
             "healthy": (dims3, choice.healthy.reshape(shape[:3])),
             "plateau": (dims3, choice.plateau.reshape(shape[:3])),
             "accepted": (dims3, choice.accepted.reshape(shape[:3])),
+            "eligible": (("M", "step"), choice.eligible.reshape(shape[:2])),
             "chosen_epsilon": ((), choice.epsilon),
         },
         coords={
@@ -231,7 +247,7 @@ def synthetic_inputs(
             "draw": np.arange(n_draws),
         },
         attrs={**sgld, "chosen_gamma": 100.0, "rule_satisfied": int(choice.rule_satisfied),
-               "choice_reason": choice.reason},
+               "choice_reason": choice.reason, "burnin_time": 0.5, "draw_time": 1.0},
     )
     return FigureInputs(
         outputs=outputs, baselines=baselines, pca=pca, llc=llc, llc_calibration=llc_calibration
@@ -545,9 +561,8 @@ def test_llc_over_time_rings_estimates_whose_chains_spiked(inputs: FigureInputs)
     llc = inputs.llc.copy(deep=True)
     row = llc["llc_mean"].sel(M=8.0)
     first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
-    llc["loss_trace"].loc[{"M": 8.0, "step": first}] = 1.0
-    llc["loss_trace"].loc[{"M": 8.0, "step": first, "chain": 0, "draw": 5}] = 30.0  # init loss is 1.0
-    spiked = FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, pca=inputs.pca, llc=llc)
+    llc["trace_peak"].loc[{"M": 8.0, "step": first}] = 30.0  # 30x the start loss
+    spiked = FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, pca=inputs.pca, llc=restatus(llc))
     fig = draw_figure("fig_llc_over_time", spiked)
     rings = _rings(fig)
     assert len(rings) == 1
@@ -563,14 +578,13 @@ def _crosses(fig: Figure) -> list:
 def test_llc_over_time_marks_failed_estimates_and_leaves_them_off_the_line(inputs: FigureInputs) -> None:
     llc = inputs.llc.copy(deep=True)
     n_chains = llc.sizes["chain"]
-    recorded = np.isfinite(llc["llc_mean"].values)
-    llc["failed_chains"] = (("M", "step"), np.where(recorded, 0.0, np.nan))
     row = llc["llc_mean"].sel(M=8.0)
     first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
-    for name in ("llc_mean", "llc_std", "loss_trace", "llc_chain"):
+    for name in ("llc_mean", "llc_std", "llc_sem", "loss_trace", "llc_chain", "trace_peak", "rhat", "half_z"):
         llc[name].loc[{"M": 8.0, "step": first}] = np.nan  # every chain diverged
     llc["failed_chains"].loc[{"M": 8.0, "step": first}] = n_chains
-    fig = draw_figure("fig_llc_over_time", FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc))
+    fig = draw_figure("fig_llc_over_time",
+                      FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=restatus(llc)))
     crosses = _crosses(fig)
     assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [first]
     color = to_rgb(m_colors(list(inputs.outputs))[8.0])
@@ -581,11 +595,11 @@ def test_llc_over_time_marks_failed_estimates_and_leaves_them_off_the_line(input
 
 def test_llc_over_time_leaves_unreliable_estimates_off_the_line(inputs: FigureInputs) -> None:
     llc = inputs.llc.copy(deep=True)
-    llc["failed_chains"] = (("M", "step"), np.where(np.isfinite(llc["llc_mean"].values), 0.0, np.nan))
     row = llc["llc_mean"].sel(M=8.0)
     first = int(row["step"].values[np.flatnonzero(np.isfinite(row.values))[0]])
     llc["failed_chains"].loc[{"M": 8.0, "step": first}] = 1  # one chain diverged, the others gave a number
-    fig = draw_figure("fig_llc_over_time", FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc))
+    fig = draw_figure("fig_llc_over_time",
+                      FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=restatus(llc)))
     rings = _rings(fig)
     assert len(rings) == 1 and list(rings[0].get_xdata()) == [first]
     color = to_rgb(m_colors(list(inputs.outputs))[8.0])
@@ -601,6 +615,29 @@ def test_llc_calibration_figure_shows_the_choice_and_every_point(inputs: FigureI
     vlines = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert len(vlines) == n_panels and all(list(line.get_xdata()) == [chosen, chosen] for line in vlines)
     # every (epsilon) point of every panel is drawn as exactly one status marker
-    markers = sum(len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines() if line.get_marker() in ("o", "X"))
+    markers = sum(len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines()
+                  if line.get_marker() in ("o", "X", "D"))
     assert markers == n_panels * cal.sizes["epsilon"]
     assert f"chosen ε = {format_number(chosen)}" in fig.get_suptitle()
+
+
+def _diamonds(fig: Figure) -> list:
+    return [line for ax in fig.axes for line in ax.get_lines() if line.get_marker() == "D" and len(line.get_xdata())]
+
+
+def test_estimates_that_have_not_converged_are_marked_off_the_line(inputs: FigureInputs) -> None:
+    llc = inputs.llc.copy(deep=True)
+    final = int(llc["step"].values[-1])
+    llc["rhat"].loc[{"M": 8.0, "step": final}] = 1.5  # the chains disagree
+    llc = restatus(llc)
+    marked = FigureInputs(outputs=inputs.outputs, baselines=inputs.baselines, llc=llc)
+    for name in ("fig_llc_over_time", "fig3_llc_vs_M"):
+        fig = draw_figure(name, marked)
+        diamonds = _diamonds(fig)
+        assert len(diamonds) == 1, name
+        assert any("not converged" in t.get_text() for legend in fig.legends for t in legend.get_texts()), name
+    # fig3: the grey line joining the final estimates skips the unconverged one
+    fig = draw_figure("fig3_llc_vs_M", marked)
+    grey = [line for line in fig.axes[0].get_lines() if line.get_color() == "0.6"]
+    assert grey and 8.0 not in list(grey[0].get_xdata())
+    assert not _diamonds(draw_figure("fig_llc_over_time", inputs))

@@ -113,7 +113,7 @@ def llc_over_training_markdown(report: dict) -> list[str]:
         "", "## LLC over training", "",
         f"LLC ± s.e. at each estimated checkpoint; estimates that are not sound are in italics and do not "
         f"shape the verdict. Shape: from the sound estimates, a change counts above "
-        f"{report['tolerance']:.0%} (`transient_ridge.llc_trend.curve_shape`).", "",
+        f"{report['tolerance']:.0%} (`transient_ridge.llc.curve_shape`).", "",
         "| M | " + " | ".join(f"step {s}" for s in steps) + " | shape | last / first sound |",
         "| --- | " + " | ".join("---" for _ in steps) + " | --- | --- |",
     ]
