@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 
 from transient_ridge.config import ExperimentConfig, load_yaml
 
@@ -58,3 +59,12 @@ def tiny_cfg(tiny_block) -> ExperimentConfig:
 @pytest.fixture(scope="session")
 def repo_config() -> dict:
     return load_yaml(REPO / "config.yaml")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread (SGLD timings and results do not depend on the machine's load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -53,7 +53,10 @@ _DELETE = object()
         (("data", "D"), "eight", "experiments.x.data.D", "integer"),
         (("training", "lr"), 0, "experiments.x.training.lr", "> 0"),
         (("training", "schedule", "kind"), "cosine", "experiments.x.training.schedule.kind", "one_cycle"),
-        (("llc", "num_chains"), 0, "experiments.x.llc.num_chains", ">= 1"),
+        (("llc", "num_chains"), 2, "experiments.x.llc.num_chains", ">= 4"),
+        (("llc", "burnin_time"), 0, "experiments.x.llc.burnin_time", "> 0"),
+        (("llc", "gamma"), 0, "experiments.x.llc.gamma", "> 0"),
+        (("llc", "calibration", "epsilon"), [1e-3], "experiments.x.llc.calibration.epsilon", "at least 2"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_key(tiny_block, path, value, key, allowed):
@@ -66,6 +69,15 @@ def test_schema_rejects_bad_values_naming_the_key(tiny_block, path, value, key, 
 def test_schema_rejects_unknown_keys(tiny_block):
     config = _with(tiny_block, ("data", "dimension"), 3)
     with pytest.raises(ConfigError, match=r"experiments\.x\.data.*dimension"):
+        validate_config(config, SCHEMA)
+
+
+def test_schema_rejects_chain_lengths_in_steps_and_says_why(tiny_block):
+    config = _with(tiny_block, ("llc", "num_burnin"), 100)
+    with pytest.raises(ConfigError, match=r"experiments\.x\.llc.*num_burnin.*units of 1/\(epsilon \* gamma\)"):
+        validate_config(config, SCHEMA)
+    config = _with(tiny_block, ("llc", "steps"), [10, 20])  # and num_checkpoints: one of the two only
+    with pytest.raises(ConfigError, match=r"experiments\.x\.llc"):
         validate_config(config, SCHEMA)
 
 

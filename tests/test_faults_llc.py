@@ -30,12 +30,7 @@ from transient_ridge.tasks import build_tasks_dataset, tasks_from_dataset
 from transient_ridge.train import init_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def auto_config(**calibration) -> ExperimentConfig:

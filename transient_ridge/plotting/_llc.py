@@ -36,12 +36,12 @@ BURN_IN_COLOR = "0.88"
 # An estimate whose chains spiked or partly diverged (UNRELIABLE): a large hollow ring around its point.
 _SPIKED = {"marker": "o", "markersize": 6.5, "markerfacecolor": "none", "markeredgewidth": 0.9}
 # An estimate whose chains have not converged (NOT_CONVERGED): a hollow diamond, off the line.
-_UNCONVERGED = {"marker": "D", "markersize": 5.0, "markerfacecolor": "white", "markeredgewidth": 0.9}
+_UNCONVERGED = {"marker": "D", "markersize": 5.5, "markerfacecolor": "none", "markeredgewidth": 0.9}
 # An estimate whose chains all diverged (NaN): a cross on the bottom edge of the axes at its step.
 _FAILED = {"marker": "X", "markersize": 6.0, "markeredgecolor": "black", "markeredgewidth": 0.4}
-UNRELIABLE_LABEL = f"unreliable (chains diverged or SGLD loss > {SPIKE_RATIO:.0f}× start): not on the line"
-UNCONVERGED_LABEL = f"not converged (split R̂ > {RHAT_MAX:g} or |half z| > {HALF_Z_MAX:g}): not on the line"
-FAILED_LABEL = "failed: no estimate (every SGLD chain diverged)"
+UNRELIABLE_LABEL = f"unreliable: a chain diverged or loss > {SPIKE_RATIO:.0f}× start"
+UNCONVERGED_LABEL = f"not converged: R̂ > {RHAT_MAX:g} or |half z| > {HALF_Z_MAX:g}"
+FAILED_LABEL = "failed: no estimate"
 # marker of each status that is not sound, for every LLC figure
 STATUS_MARKERS = {UNRELIABLE: (_SPIKED, UNRELIABLE_LABEL), NOT_CONVERGED: (_UNCONVERGED, UNCONVERGED_LABEL)}
 
