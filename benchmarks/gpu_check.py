@@ -497,8 +497,8 @@ SMOKE_SLICE = """experiments:
     checkpoints: { linear_interval: 10, log_count: 5, weights_every: 2 }
     evaluation: { batch_size: 64 }
     llc:
-      { num_samples: 64, num_chains: 2, num_burnin: 5, num_draws: 10, batch_size: 16, num_checkpoints: 2,
-        calibration: { M: [4, inf], num_chains: 2, num_burnin: 5, num_draws: 5 } }
+      { num_samples: 64, num_chains: 4, burnin_time: 0.05, draw_time: 0.1, batch_size: 16, num_checkpoints: 2,
+        calibration: { M: [4, inf], num_chains: 4, burnin_time: 0.05, draw_time: 0.05 } }
 """
 
 

@@ -271,7 +271,8 @@ def calibration_steps(cfg: ExperimentConfig) -> np.ndarray:
     """The checkpoints the calibration sweeps: ``llc.calibration.steps``, else the first, middle and last LLC one."""
     grid = cfg.llc.calibration
     if grid is not None and grid.steps is not None:
-        wanted = sorted(s for s in grid.steps if s <= cfg.training.steps)
+        # steps past the end of a shortened run fall back to its final step
+        wanted = sorted({s for s in grid.steps if s <= cfg.training.steps}) or [cfg.training.steps]
         _check_steps(cfg, wanted, "llc.calibration.steps")
         return np.asarray(wanted, dtype=np.int64)
     steps = llc_steps(cfg)
