@@ -319,6 +319,8 @@ def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figur
             ax_peak.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax_peak.yaxis.set_minor_formatter(NullFormatter())
             ax_llc.set_xscale("log")
+            pad = (eps[-1] / eps[0]) ** 0.12 if len(eps) > 1 else 1.5  # keep the end points off the frame
+            ax_llc.set_xlim(eps[0] / pad, eps[-1] * pad)
             ax_llc.set_xticks(eps, [format_number(e) for e in eps])
             ax_llc.xaxis.set_minor_locator(NullLocator())
             ax_llc.set_title(f"$M$ = {format_M(M)}, step {step}" + ("" if eligible[a, s] else "\nno plateau: left out"),
@@ -338,7 +340,7 @@ def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figur
         fig,
         {
             "accepted (sound, on the plateau)": proxy({"marker": "o", "markersize": 4, "markeredgecolor": "black"}),
-            "sound, not on the plateau": proxy({"marker": "o", "markersize": 4, "markerfacecolor": "white"}),
+            "sound, not accepted (or the smallest ε)": proxy({"marker": "o", "markersize": 4, "markerfacecolor": "white"}),
             **status_legend(shown),
             "chosen ε": proxy({}, color="black", linestyle="--"),
             f"spike limit ({SPIKE_RATIO:.0f}×)": proxy({}, color="0.5", linestyle=":"),
