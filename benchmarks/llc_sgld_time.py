@@ -3,6 +3,7 @@
     python benchmarks/llc_sgld_time.py --experiment mini --M 4 inf --steps 3000 --epsilon 1e-4 3e-4 1e-3
     python benchmarks/llc_sgld_time.py --results /tmp/run/results --experiment mini --M inf --steps 100 580 3000 \\
         --epsilon 3e-4 1e-3 --chains 4 --burnin-time 5 --draw-time 10
+    python benchmarks/llc_sgld_time.py --experiment mini --M inf --steps 3000 --epsilon 3e-4 --profile 30 --chains 8
 
 Every estimate goes through the pipeline's own ``transient_ridge.llc.fit_checkpoint``
 (the experiment's γ, nβ, SGLD batch, n and the per-step seed of ``llc_run``), on the
@@ -13,6 +14,12 @@ R̂, half-drift z, MALA acceptance, trace peak) and the wall time of the fit, th
 the calibration rule (``llc.choose_epsilon``) would choose from these points.
 ``--threads`` (default 1) sets torch's threads, so that timings from a shared machine
 are comparable.
+
+``--profile UNITS`` instead runs one long fit per (M, step, ε) with no burn-in and
+``UNITS`` units of draws, and prints how the estimate settles (``nβ (mean minibatch loss −
+ℓ_n(w*))`` per unit of SGLD time, mean ± s.e. over chains), then the half-drift z and split
+R̂ of stationary windows (``--window`` units, every quarter window from unit 5 on, the
+chains in groups of 4): the false-alarm check of the diagnostics' thresholds.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import yaml
 
 from transient_ridge.checkpoint import checkpoint_path, load_checkpoint
 from transient_ridge.config import ExperimentConfig, format_task_count, parse_task_count
-from transient_ridge.llc import choose_epsilon, fit_checkpoint, llc_data
+from transient_ridge.llc import HALF_Z_MAX, RHAT_MAX, choose_epsilon, fit_checkpoint, half_drift_z, llc_data, split_rhat
 from transient_ridge.store import open_dataset
 from transient_ridge.tasks import tasks_from_dataset
 
@@ -50,6 +57,8 @@ def main() -> None:
     parser.add_argument("--burnin-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
     parser.add_argument("--draw-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", type=float, default=None, help="units of draws of one fit with no burn-in")
+    parser.add_argument("--window", type=float, default=10.0, help="window of the stationarity check (units)")
     args = parser.parse_args()
     logging.getLogger("transient_ridge").setLevel(logging.ERROR)  # the table says it all
     torch.set_num_threads(args.threads)
@@ -65,6 +74,9 @@ def main() -> None:
     print(f"{args.experiment}: gamma={settings.gamma:g} nbeta={settings.nbeta:g} chains={settings.num_chains} "
           f"burn-in {settings.burnin_time:g} + draws {settings.draw_time:g} (units of 1/(eps*gamma)) "
           f"batch={settings.batch_size} n={settings.num_samples} threads={args.threads}", flush=True)
+    if args.profile is not None:
+        profile(args, cfg, settings, results, tasks, eps)
+        return
     print("| M | step | ε | steps | LLC ± s.e. | status | R̂ | half z | MALA | peak | wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     points, labels = [], []
@@ -93,6 +105,37 @@ def main() -> None:
           f"({'satisfied' if choice.rule_satisfied else 'not satisfied'}): {choice.reason}")
     if not math.isnan(choice.epsilon):
         print("eligible points:", [lab for lab, ok in zip(labels, choice.eligible) if ok])
+
+
+def profile(args, cfg, settings, results, tasks, eps) -> None:
+    """How one long fit with no burn-in settles, and the diagnostics on its stationary windows."""
+    for label in args.M:
+        M = parse_task_count(label)
+        data = llc_data(cfg, M, tasks)
+        for step in args.steps:
+            model, _ = load_checkpoint(checkpoint_path(results / "runs" / f"M{label}" / "checkpoints", step))
+            for e in eps:
+                long = dataclasses.replace(settings, burnin_time=1e-9, draw_time=args.profile)
+                r = fit_checkpoint(model, data, long, seed=cfg.seeds.sgld + step, epsilon=e)
+                trace = r.loss_trace[:, r.num_burnin:]
+                per_unit = 1.0 / (e * settings.gamma)
+                print(f"\nM={label} step {step} eps={e:g}: {r.num_draws} draws x {settings.num_chains} chains, "
+                      f"{r.elapsed_s:.0f} s")
+                print("| unit of 1/(εγ) | λ̂ over the unit (mean ± s.e. over chains) |\n| --- | --- |")
+                for u in range(int(args.profile)):
+                    seg = settings.nbeta * (trace[:, int(u * per_unit):int((u + 1) * per_unit)].mean(axis=1) - r.init_loss)
+                    print(f"| {u}–{u + 1} | {seg.mean():.3f} ± {seg.std(ddof=1) / math.sqrt(len(seg)):.3f} |")
+                zs, rhats = [], []
+                for start in np.arange(5.0, args.profile - args.window + 1e-9, args.window / 4):
+                    window = trace[:, int(start * per_unit):int((start + args.window) * per_unit)]
+                    for group in range(0, settings.num_chains - 3, 4):
+                        zs.append(float(half_drift_z(window[group:group + 4])))
+                        rhats.append(float(split_rhat(window[group:group + 4])))
+                zs, rhats = np.array(zs), np.array(rhats)
+                if zs.size:
+                    print(f"stationary windows of {args.window:g} units: {zs.size}; half z sd {zs.std():.2f}, max |z| "
+                          f"{np.abs(zs).max():.2f}, |z| > {HALF_Z_MAX:g}: {np.mean(np.abs(zs) > HALF_Z_MAX):.3f}; "
+                          f"R-hat max {rhats.max():.3f}, > {RHAT_MAX:g}: {np.mean(rhats > RHAT_MAX):.3f}")
 
 
 if __name__ == "__main__":
