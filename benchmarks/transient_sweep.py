@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gzip
 import itertools
 import json
 import math
@@ -203,7 +204,8 @@ def train_group(spec: dict, group: dict, device: torch.device, time_limit: float
             "M": {format_task_count(M): {k: v for k, v in b.items() if k in ("dmmse_ood_loss", "gap")}
                   for M, b in baselines["M"].items()},
         },
-        "series": {k: np.stack(v, axis=1).tolist() for k, v in series.items()},  # (E, checkpoints[, K])
+        # (E, checkpoints[, K]), 6 significant digits: far below the seed-to-seed spread
+        "series": {k: np.vectorize(lambda v: float(f"{v:.6g}"))(np.stack(v, axis=1)).tolist() for k, v in series.items()},
     }
 
 
@@ -232,15 +234,55 @@ def summarize_member(result: dict, member: int, horizon: int) -> dict:
     return row
 
 
+def load_results(out: Path) -> list[dict]:
+    """Every group result in ``out`` (``group_*.json``, or gzipped as kept in benchmarks/sweeps/results/)."""
+    results = []
+    for path in sorted(out.glob("group_*.json*")):
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        results.append(json.loads(text))
+    return results
+
+
+def _span(values: list[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{format(low, fmt)}–{format(high, fmt)}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per design and M at each group's last cut: ranges over seeds, and seed counts."""
+    last = {}
+    for r in rows:
+        last[r["group"]] = max(last.get(r["group"], 0), r["horizon"])
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["horizon"] == last[r["group"]]:
+            groups.setdefault((r["group"], r["variant"], r["M"]), []).append(r)
+    lines = ["| group | variant | M | steps | approach | OOD depth | OOD rise | ridge rise | dMMSE end / at OOD min "
+             "| transient (old rule) | and near ridge |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (group, variant, M), rs in groups.items():
+        n = len(rs)
+        if M == "inf":
+            lines.append(f"| {group} | {variant} | ∞ | {rs[0]['horizon']} | final distance to ridge "
+                         f"{_span([r['final_dist_ridge'] for r in rs], '.3f')}, OOD {_span([r['final_ood_excess'] for r in rs], '+.0%')} "
+                         "vs ridge | | | | | | |")
+            continue
+        lines.append(
+            f"| {group} | {variant} | {M} | {rs[0]['horizon']} | {_span([r['approach'] for r in rs], '.2f')} | "
+            f"{_span([r['depth'] for r in rs], '.2f')} | {_span([r['ood_rise'] for r in rs], '+.0%')} | "
+            f"{_span([r['ridge_rise'] for r in rs], '+.0%')} | {_span([r['dmmse_final_over_at_ood_min'] for r in rs], '.2f')} | "
+            f"{sum(r['is_transient'] for r in rs)}/{n} | {sum(r['substantive'] for r in rs)}/{n} |"
+        )
+    return "\n".join(lines)
+
+
 def summarize(out: Path, horizons: list[int] | None) -> list[dict]:
     rows = []
-    for path in sorted(out.glob("group_*.json")):
-        result = json.loads(path.read_text())
-        cuts = horizons or [result["steps"][-1]]
+    for result in load_results(out):
+        last = result["steps"][-1]  # a group stopped by its time limit is also cut where it stopped
+        cuts = sorted({h for h in horizons or [] if h < last} | {last})
         for member in range(len(result["members"])):
             for horizon in cuts:
-                if horizon <= result["steps"][-1]:
-                    rows.append({"group": result["group"], **summarize_member(result, member, horizon)})
+                rows.append({"group": result["group"], **summarize_member(result, member, horizon)})
     print(f"{'group':>10s} {'variant':>12s} {'M':>4s} {'seed':>4s} {'cut':>6s} {'approach':>8s} {'depth':>6s} "
           f"{'OOD min(step)':>15s} {'rise':>6s} {'r-rise':>6s} {'dmmse':>6s} verdict")
     for r in rows:
@@ -272,6 +314,7 @@ def main() -> None:
     parser.add_argument("--group", action="append", help="train only these groups (default: all, one after another)")
     parser.add_argument("--time-limit", type=float, default=math.inf, help="seconds of training per group")
     parser.add_argument("--summarize", action="store_true", help="only summarize the results in --out")
+    parser.add_argument("--markdown", action="store_true", help="with --summarize: also a table per design and M")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tf32", action="store_true", help="TF32 matmuls on CUDA (faster; for ranking designs only)")
     args = parser.parse_args()
@@ -280,6 +323,8 @@ def main() -> None:
     if args.summarize:
         rows = summarize(args.out, spec.get("horizons"))
         (args.out / "summary.json").write_text(json.dumps(rows, indent=1, default=str))
+        if args.markdown:
+            print("\n" + markdown_table(rows))
         return
     torch.set_num_threads(1)
     device = torch.device(args.device)
