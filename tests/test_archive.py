@@ -172,7 +172,7 @@ def test_stores_and_figures_of_the_run_carry_their_rule_and_stage_settings(built
     assert figure["rule"] == "fig1_ood_loss" and figure["wildcards"] == {"exp": "tiny"}
     assert figure["stage_settings_keys"] == ["M_values", "raw", "smoothing_window"]
     train = read_provenance(work / "results/tiny/runs/M1/predictions.zarr")
-    assert train["rule"] == "train" and train["wildcards"] == {"exp": "tiny", "M": "1"}
+    assert train["rule"] == "train" and train["wildcards"] == {"exp": "tiny", "run": "M1"}
     assert "training" in train["stage_settings_keys"] and "figures" not in train["stage_settings_keys"]
     assert set(train["versions"]) >= {"torch", "numpy", "xarray", "zarr", "snakemake"}
 
