@@ -282,14 +282,17 @@ def figure_report_labels(name):
 
 
 def claims_report_labels(wildcards, output):
-    """Report labels of claims.md: the verdict in one line, from claims.json."""
-    claims = json.loads(Path(output.json).read_text())["claims"]
+    """Report labels of claims.md: the verdict in one line, from claims.json (with seeds: in every seed)."""
+    report = json.loads(Path(output.json).read_text())
+    claims = report["claims"]
     held = [claim["name"] for claim in claims if claim["holds"]]
-    failed = [claim["name"] for claim in claims if not claim["holds"]]
-    return {
-        "verdict": f"{len(held)} of {len(claims)} claims hold",
-        "not holding": ", ".join(failed) or "none",
-    }
+    if "seeds" in report:
+        failed = [f"{claim['name']} ({claim['holds_in']} of {len(claim['seeds'])} seeds)" for claim in claims if not claim["holds"]]
+        verdict = f"{len(held)} of {len(claims)} claims hold in all {len(report['seeds'])} seeds"
+    else:
+        failed = [claim["name"] for claim in claims if not claim["holds"]]
+        verdict = f"{len(held)} of {len(claims)} claims hold"
+    return {"verdict": verdict, "not holding": ", ".join(failed) or "none"}
 
 
 # ---- targets ---------------------------------------------------------------------
