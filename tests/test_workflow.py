@@ -120,7 +120,7 @@ def test_adding_an_M_trains_only_the_new_run(tiny_block, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
     assert counts.get("run_tasks") == 1 and counts.get("train") == 1, result.stdout[-3000:]
-    assert "wildcards: exp=tiny, M=4" in result.stdout
+    assert "wildcards: exp=tiny, run=M4" in result.stdout
 
     tiny_block["model"]["d_model"] = 16
     wider = _write_tiny_config(tmp_path / "wider.yaml", tiny_block)

@@ -7,7 +7,8 @@ An archive is a gzipped tar of
   provenance stamp of every store and figure, and for every other member its
   path, size, SHA-256 and original mtime (ns);
 - ``results/{exp}/**``: stores, figures, claims, benchmark files. Model
-  weights (``runs/M*/checkpoints/step_*.pt``) only with ``weights=True``;
+  weights (``runs/M*/checkpoints/step_*.pt``, with a seed axis
+  ``runs/M*/s*/checkpoints/step_*.pt``) only with ``weights=True``;
   without them each checkpoints folder keeps Snakemake's
   ``.snakemake_timestamp`` and gets a ``WEIGHTS_NOT_ARCHIVED.txt`` note, so
   Snakemake still sees ``train``'s output and does not retrain;

@@ -28,7 +28,8 @@ from ._style import (
     set_log_y,
     set_step_axis,
 )
-from ._training import series, t_crit_index
+from ..seeds import SEED, seed_band, select_seed
+from ._training import BAND_ALPHA, band_handles, draw_series, series, t_crit_index
 
 __all__ = ["figF_llc_traces", "fig_llc_calibration", "fig_llc_over_time"]
 
@@ -215,13 +216,17 @@ def fig_llc_over_time(
     """LLC over training (top) above the in-distribution loss (bottom), per M."""
     fig = new_figure(SINGLE_WIDTH, 4.4)
     ax_llc, ax_loss = fig.subplots(2, 1, sharex=True)
-    mean = llc["llc_mean"].transpose("M", "step")
-    std = llc["llc_std"].transpose("M", "step").values
+    mean = llc["llc_mean"].transpose("M", ...)
+    std = llc["llc_std"].transpose("M", ...).values
     steps = np.asarray(mean["step"].values)
-    chains = llc["llc_chain"].transpose("M", "step", "chain").values if "llc_chain" in llc else None
-    status = estimate_statuses(llc)
+    chains = llc["llc_chain"].transpose("M", "step", "chain").values if "llc_chain" in llc and SEED not in llc.dims else None
+    seeds = llc.sizes.get(SEED, 0)
+    status = estimate_statuses(llc) if not seeds else np.empty((0, 0), dtype=str)
     any_unreliable = any_failed = False
-    for i in np.argsort(mean["M"].values):
+    if seeds:
+        _draw_llc_seed_bands(ax_llc, llc, colors)
+    rows = [] if seeds else np.argsort(mean["M"].values)  # with seeds the bands replace the per-estimate points
+    for i in rows:
         M = float(mean["M"].values[i])
         row = np.asarray(mean.values[i], dtype=np.float64)
         err = np.where(np.isfinite(std[i]), std[i], 0.0)
@@ -250,7 +255,7 @@ def fig_llc_over_time(
     ax_llc.set_ylabel("LLC $\\hat\\lambda$")
     for M, ds in outputs.items():
         s, loss = series(ds, "loss_id", window)
-        ax_loss.plot(s, loss, color=colors[M], linewidth=0.8 if math.isinf(M) else 1.0, zorder=2)
+        loss = draw_series(ax_loss, s, loss, colors[M], M, zorder=2)
         j = t_crit_index(ds, s)
         if j is not None:
             ax_loss.plot(s[j], loss[j], color=colors[M], linestyle="none", zorder=4, **T_CRIT)
@@ -260,17 +265,39 @@ def fig_llc_over_time(
     set_step_axis(ax_loss)
     ax_llc.tick_params(labelbottom=False)
     add_m_legend(fig, [ax_llc, ax_loss], colors)
+    llc_label = "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains")
+    if seeds:
+        llc_label = "LLC (sound estimates only)"
     add_marker_legend(
         fig,
         {
-            "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains"): proxy(dict(END, markersize=2.5), linestyle="-"),
+            llc_label: proxy(dict(END, markersize=2.5), linestyle="-"),
             "$t_{\\mathrm{crit}}$": proxy(T_CRIT),
+            **band_handles(outputs),
             **({UNRELIABLE_LABEL: proxy(_SPIKED)} if any_unreliable else {}),
             **({FAILED_LABEL: proxy(_FAILED)} if any_failed else {}),
         },
-        ncols=2,
+        ncols=1 if seeds else 2,
     )
     return fig
+
+
+def _draw_llc_seed_bands(ax: Axes, llc: xr.Dataset, colors: Mapping[float, Color]) -> None:
+    """Per M, the median over seeds of the sound estimates at each step, over a min–max band."""
+    per_seed = []
+    for seed in llc[SEED].values:
+        one = select_seed(llc, int(seed))
+        mean = one["llc_mean"].transpose("M", "step").values.astype(np.float64)
+        per_seed.append(np.where(estimate_statuses(one) == SOUND, mean, np.nan))
+    values = np.stack(per_seed)  # (seed, M, step)
+    steps = np.asarray(llc["step"].values)
+    for i in np.argsort(llc["M"].values):
+        M = float(llc["M"].values[i])
+        median, low, high = seed_band(values[:, i])
+        ok = np.isfinite(median)
+        if ok.any():
+            ax.fill_between(steps[ok], low[ok], high[ok], color=colors[M], alpha=BAND_ALPHA, linewidth=0, zorder=2)
+            ax.plot(steps[ok], median[ok], color=colors[M], linewidth=0.9, marker="o", markersize=2.5, zorder=3)
 
 
 def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figure:
