@@ -97,7 +97,7 @@ def _cancel_training_mid_run(process, workdir):
     """scancel the train job of M=KILLED_M once its resume state is past KILL_AFTER_STEP; its job id."""
     run_dir = workdir / "results" / "tiny" / "runs" / f"M{KILLED_M}"
     comment = f"rule_train_wildcards_tiny_{KILLED_M}"
-    deadline = time.time() + 600
+    deadline = time.time() + 3600
     while time.time() < deadline and process.poll() is None:
         if _resume_step(run_dir) >= KILL_AFTER_STEP:
             job = _squeue_job(comment)
@@ -130,7 +130,7 @@ def test_slurm_runs_every_cluster_job_through_sbatch_and_resumes_a_cancelled_tra
     local, on_cluster = tmp_path / "local", tmp_path / "cluster"
 
     result = subprocess.run(
-        [SNAKEMAKE, "-c", "2", *_snakemake_args(config, local)], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900
+        [SNAKEMAKE, "-c", "2", *_snakemake_args(config, local)], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=3600
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -143,10 +143,10 @@ def test_slurm_runs_every_cluster_job_through_sbatch_and_resumes_a_cancelled_tra
         process = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             cancelled = _cancel_training_mid_run(process, on_cluster)
-            process.wait(timeout=1500)
+            process.wait(timeout=5400)
         except subprocess.TimeoutExpired:
             queue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
-            pytest.fail(f"Snakemake did not finish within 25 min; squeue:\n{queue}\n{log_path.read_text()[-5000:]}")
+            pytest.fail(f"Snakemake did not finish within 90 min; squeue:\n{queue}\n{log_path.read_text()[-5000:]}")
         finally:
             if process.poll() is None:
                 process.kill()

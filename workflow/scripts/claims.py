@@ -43,7 +43,7 @@ def main(
     if health["counts"]["failed"] or health["counts"]["unreliable"]:
         logging.warning("LLC estimates not sound: %s", health["not_sound"])
     stamp = current_stamp()
-    commit = stamp["git_commit"][:12] + (" (uncommitted changes)" if stamp["git_dirty"] is True else "")
+    commit = stamp["git_commit"][:12] + (" (uncommitted changes or untracked files)" if stamp["git_dirty"] is True else "")
     footer = f"\n\n_Checked by rule `{stamp['rule']}` at commit {commit}, {stamp['created_utc']}._\n"
     trend = llc_over_training_report(llc_ds)
     for run in trend["runs"]:
