@@ -34,6 +34,7 @@ __all__ = [
     "LLCConfig",
     "FigureConfig",
     "ExperimentConfig",
+    "check_experiment",
     "parse_task_count",
     "format_task_count",
     "run_label",
@@ -298,6 +299,14 @@ class ModelShape:
     n_head: int
     d_mlp: int
 
+    def __post_init__(self) -> None:
+        if self.n_head >= 1 and self.d_model % self.n_head:
+            divisors = [h for h in range(1, min(self.d_model, 64) + 1) if self.d_model % h == 0]
+            raise ConfigError(
+                f"model.d_model: {self.d_model} is not divisible by model.n_head={self.n_head} (each head gets "
+                f"d_model / n_head dimensions); allowed n_head for this d_model: {divisors}, or change d_model"
+            )
+
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleConfig:
@@ -419,6 +428,11 @@ class LLCConfig:
                 )
         elif isinstance(self.epsilon, str) or not self.epsilon > 0:
             raise ConfigError(f"llc.epsilon: {self.epsilon!r} must be a number > 0 or 'auto'")
+        if self.batch_size > self.num_samples:
+            raise ConfigError(
+                f"llc.batch_size: {self.batch_size} is more than llc.num_samples={self.num_samples} (SGLD minibatches "
+                f"are drawn from those n samples); allowed: 1 <= batch_size <= {self.num_samples}"
+            )
 
     @property
     def epsilon_is_auto(self) -> bool:
@@ -575,3 +589,36 @@ class ExperimentConfig:
     def to_json(self) -> str:
         """The experiment's raw config block as JSON (stored in every output's attrs)."""
         return json.dumps({"name": self.name, **self.raw}, sort_keys=True, default=str)
+
+
+def check_experiment(cfg: ExperimentConfig) -> None:
+    """Checks across sections that the schema cannot express; raises :class:`ConfigError` naming each key.
+
+    - every ``llc.calibration.M`` is a run of ``data.M``;
+    - ``pca.n_components`` <= min(rows, features) of the joint trajectory PCA: rows
+      = runs × checkpoint steps, features = ``probes.root_sequences`` × ``data.K``.
+
+    Called once per experiment by ``workflow/rules/common.smk`` before any job starts.
+    """
+    from .schedule import checkpoint_steps
+
+    where = f"experiments.{cfg.name}"
+    problems = []
+    calibration = cfg.llc.calibration
+    if calibration is not None:
+        unknown = [format_task_count(m) for m in calibration.M if m not in cfg.data.M]
+        if unknown:
+            problems.append(
+                f"{where}.llc.calibration.M: {unknown} are not in data.M "
+                f"{[format_task_count(m) for m in cfg.data.M]}; calibrate on runs of the grid"
+            )
+    steps = len(checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count))
+    rows, features = len(cfg.data.M) * steps, cfg.probes.root_sequences * cfg.data.K
+    if cfg.pca.n_components > min(rows, features):
+        problems.append(
+            f"{where}.pca.n_components: {cfg.pca.n_components} is more than min(rows, features) = "
+            f"min({len(cfg.data.M)} runs x {steps} checkpoints, {cfg.probes.root_sequences} root sequences x "
+            f"K={cfg.data.K}) = {min(rows, features)}; allowed: 1..{min(rows, features)}"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -5,6 +5,7 @@ from pathlib import Path
 from transient_ridge.config import (
     ConfigError,
     ExperimentConfig,
+    check_experiment,
     format_task_count,
     parse_task_count,
     run_label,
@@ -25,20 +26,8 @@ EXPERIMENTS = {
 }
 
 
-def _check_calibration(experiment):
-    calibration = experiment.llc.calibration
-    if calibration is None:
-        return
-    unknown = [m for m in calibration.M if m not in experiment.data.M]
-    if unknown:
-        raise ConfigError(
-            f"experiments.{experiment.name}.llc.calibration.M: {[format_task_count(m) for m in unknown]} "
-            f"are not in data.M {[format_task_count(m) for m in experiment.data.M]}"
-        )
-
-
 for _experiment in EXPERIMENTS.values():
-    _check_calibration(_experiment)
+    check_experiment(_experiment)  # checks across sections (calibration runs, PCA size)
 
 
 # A run is one M (runs/M16/) or, in an experiment with a list of train seeds, one

@@ -71,7 +71,7 @@ def main(
     stores = (outputs, open_dataset(baselines), open_dataset(pca), llc_ds)
     chosen = calibration_report(open_dataset(calibration)) if calibration else None
     stamp = current_stamp()
-    commit = stamp["git_commit"][:12] + (" (uncommitted changes)" if stamp["git_dirty"] is True else "")
+    commit = stamp["git_commit"][:12] + (" (uncommitted changes or untracked files)" if stamp["git_dirty"] is True else "")
     footer = f"\n\n_Checked by rule `{stamp['rule']}` at commit {commit}, {stamp['created_utc']}._\n"
     window = cfg.figures.smoothing_window
     if seed_axis:
