@@ -69,7 +69,7 @@ BAD_CONFIGS = {
     "learning rate zero": (_set(("training", "lr"), 0), "experiments.x.training.lr", "> 0"),
     "unknown schedule": (_set(("training", "schedule", "kind"), "cosine"), "experiments.x.training.schedule.kind", "one_cycle"),
     "unknown precision": (_set(("training", "precision"), "fp16"), "experiments.x.training.precision", "bf16"),
-    "negative seed": (_set(("seeds", "train"), -1), "experiments.x.seeds.train", ">= 0"),
+    "negative seed": (_set(("seeds", "train"), -1), "experiments.x.seeds.train", "0..4294967295"),
     "too few log checkpoints": (_set(("checkpoints", "log_count"), 1), "experiments.x.checkpoints.log_count", ">= 2"),
     "heads that do not divide the width": (_set(("model", "n_head"), 3), "experiments.x.model.d_model", "allowed n_head"),
     "SGLD batch larger than the sample": (_set(("llc", "batch_size"), 65), "experiments.x.llc.batch_size", "<= 64"),
