@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything a session with a GPU should measure, in one call (about 9.5 minutes), all output under $OUT:
+# Everything to measure on a machine with a GPU, in one call (about 9.5 minutes), all output under $OUT:
 #   1. installs the workflow stack from wheels in .whl/ when the machine lacks it
 #      (make them first where pip reaches the index: benchmarks/fetch_wheels.sh .whl);
 #   2. python benchmarks/gpu_check.py: environment, step table, profile, LLC, paper_slice (<= 8 min);

@@ -27,8 +27,9 @@ import torch
 import yaml
 
 from transient_ridge.checkpoint import checkpoint_path, load_checkpoint
-from transient_ridge.config import ExperimentConfig, format_task_count
+from transient_ridge.config import ExperimentConfig, format_task_count, run_label
 from transient_ridge.llc import fit_checkpoint, final_estimate, llc_data, read_estimates
+from transient_ridge.seeds import select_seed
 from transient_ridge.store import open_dataset
 from transient_ridge.tasks import tasks_from_dataset
 
@@ -45,14 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--M", nargs="*", default=None, help="runs to check (default: all)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="with a list of train seeds: whose runs (default: the first)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.getLogger("transient_ridge").setLevel(logging.ERROR)  # the table says it all
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
-    cfg = ExperimentConfig.from_dict(args.experiment, block)
+    experiment = ExperimentConfig.from_dict(args.experiment, block)
+    seed = (args.train_seed or experiment.seeds.train_seeds[0]) if experiment.seeds.has_seed_axis else None
+    cfg = experiment.for_seed(seed)
     results = args.results / args.experiment
-    llc = open_dataset(results / "llc.zarr")
+    llc = select_seed(open_dataset(results / "llc.zarr"), seed) if seed is not None else open_dataset(results / "llc.zarr")
     table = read_estimates(llc)
     epsilon = float(llc.attrs["epsilon"])
     reference = dataclasses.replace(cfg.llc, burnin_time=cfg.llc.burnin_time * args.longer,
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         final = final_estimate(table, float(M))
         if final.step is None:
             continue
-        model, _ = load_checkpoint(checkpoint_path(results / "runs" / f"M{label}" / "checkpoints", final.step))
+        model, _ = load_checkpoint(checkpoint_path(results / "runs" / run_label(float(M), seed) / "checkpoints", final.step))
         start = time.perf_counter()
         ref = fit_checkpoint(model, llc_data(cfg, float(M), tasks), reference,
                              seed=cfg.seeds.sgld + final.step + 1_000_003, epsilon=ref_epsilon)

@@ -36,7 +36,7 @@ import torch
 import yaml
 
 from transient_ridge.checkpoint import checkpoint_path, load_checkpoint
-from transient_ridge.config import ExperimentConfig, format_task_count, parse_task_count
+from transient_ridge.config import ExperimentConfig, format_task_count, parse_task_count, run_label
 from transient_ridge.llc import HALF_Z_MAX, RHAT_MAX, choose_epsilon, fit_checkpoint, half_drift_z, llc_data, split_rhat
 from transient_ridge.store import open_dataset
 from transient_ridge.tasks import tasks_from_dataset
@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--burnin-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
     parser.add_argument("--draw-time", type=float, default=None, help="units of 1/(eps*gamma); default: config")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="with a list of train seeds: whose runs (default: the first)")
     parser.add_argument("--profile", type=float, default=None, help="units of draws of one fit with no burn-in")
     parser.add_argument("--window", type=float, default=10.0, help="window of the stationarity check (units)")
     args = parser.parse_args()
@@ -64,7 +66,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
-    cfg = ExperimentConfig.from_dict(args.experiment, block)
+    experiment = ExperimentConfig.from_dict(args.experiment, block)
+    seed = (args.train_seed or experiment.seeds.train_seeds[0]) if experiment.seeds.has_seed_axis else None
+    cfg = experiment.for_seed(seed)
     overrides = {k: v for k, v in (("num_chains", args.chains), ("burnin_time", args.burnin_time),
                                    ("draw_time", args.draw_time), ("gamma", args.gamma)) if v is not None}
     settings = dataclasses.replace(cfg.llc, **overrides)
@@ -75,7 +79,7 @@ def main() -> None:
           f"burn-in {settings.burnin_time:g} + draws {settings.draw_time:g} (units of 1/(eps*gamma)) "
           f"batch={settings.batch_size} n={settings.num_samples} threads={args.threads}", flush=True)
     if args.profile is not None:
-        profile(args, cfg, settings, results, tasks, eps)
+        profile(args, cfg, settings, results, tasks, eps, seed)
         return
     print("| M | step | ε | steps | LLC ± s.e. | status | R̂ | half z | MALA | peak | wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
@@ -84,7 +88,7 @@ def main() -> None:
         M = parse_task_count(label)
         data = llc_data(cfg, M, tasks)
         for step in args.steps:
-            model, _ = load_checkpoint(checkpoint_path(results / "runs" / f"M{label}" / "checkpoints", step))
+            model, _ = load_checkpoint(checkpoint_path(results / "runs" / run_label(M, seed) / "checkpoints", step))
             row = []
             for e in eps:
                 start = time.perf_counter()
@@ -107,13 +111,13 @@ def main() -> None:
         print("eligible points:", [lab for lab, ok in zip(labels, choice.eligible) if ok])
 
 
-def profile(args, cfg, settings, results, tasks, eps) -> None:
+def profile(args, cfg, settings, results, tasks, eps, seed) -> None:
     """How one long fit with no burn-in settles, and the diagnostics on its stationary windows."""
     for label in args.M:
         M = parse_task_count(label)
         data = llc_data(cfg, M, tasks)
         for step in args.steps:
-            model, _ = load_checkpoint(checkpoint_path(results / "runs" / f"M{label}" / "checkpoints", step))
+            model, _ = load_checkpoint(checkpoint_path(results / "runs" / run_label(M, seed) / "checkpoints", step))
             for e in eps:
                 long = dataclasses.replace(settings, burnin_time=1e-9, draw_time=args.profile)
                 r = fit_checkpoint(model, data, long, seed=cfg.seeds.sgld + step, epsilon=e)

@@ -172,7 +172,7 @@ def test_stores_and_figures_of_the_run_carry_their_rule_and_stage_settings(built
     assert figure["rule"] == "fig1_ood_loss" and figure["wildcards"] == {"exp": "tiny"}
     assert figure["stage_settings_keys"] == ["M_values", "raw", "smoothing_window"]
     train = read_provenance(work / "results/tiny/runs/M1/predictions.zarr")
-    assert train["rule"] == "train" and train["wildcards"] == {"exp": "tiny", "M": "1"}
+    assert train["rule"] == "train" and train["wildcards"] == {"exp": "tiny", "run": "M1"}
     assert "training" in train["stage_settings_keys"] and "figures" not in train["stage_settings_keys"]
     assert set(train["versions"]) >= {"torch", "numpy", "xarray", "zarr", "snakemake"}
 
@@ -186,3 +186,22 @@ def test_the_archive_rule_is_scheduled_after_the_experiment_targets(built):
     assert counts["archive_weights"] == 1 and "train" not in counts
     assert counts["fig1"] == 1  # the figures not yet built come first
     assert "archives/tiny-with-weights.tar.gz" in result.stdout
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_the_runs_of_every_seed_are_archived_with_or_without_their_weights(tmp_path, weights):
+    from transient_ridge.archive import create_archive
+
+    for run in ("M4/s1", "M4/s7", "Minf/s1", "Minf/s7"):
+        folder = tmp_path / "results/x/runs" / run / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "step_0000010.pt").write_bytes(b"weights")
+        (folder / ".snakemake_timestamp").write_text("")
+        (tmp_path / "logs/x/train" / run).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "logs/x/train" / f"{run}.log").write_text("trained")
+    archive = create_archive("x", tmp_path / "x.tar.gz", root=tmp_path, weights=weights)
+    paths = {entry["path"] for entry in read_manifest(archive)["files"]}
+    for run in ("M4/s1", "M4/s7", "Minf/s1", "Minf/s7"):
+        assert f"logs/x/train/{run}.log" in paths
+        assert (f"results/x/runs/{run}/checkpoints/step_0000010.pt" in paths) == weights
+        assert (f"results/x/runs/{run}/checkpoints/{NO_WEIGHTS_NOTE}" in paths) == (not weights)

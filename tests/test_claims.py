@@ -1,5 +1,6 @@
 """Claims: transience detection on constructed curves; claims report without raising."""
 
+import json
 import math
 
 import numpy as np
@@ -26,12 +27,59 @@ def _outputs(M, ood, ridge, dmmse):
     )
 
 
+def _baselines(gaps, ridge_ood=0.7, dmmse_ood=None, n_seq=4, K=2):
+    """Baselines with known answers: ``gaps`` maps M to the ridge–dMMSE_M distance, ``dmmse_ood``
+    to dMMSE_M's OOD loss (every token); ridge's OOD loss is ``ridge_ood``."""
+    Ms = sorted(gaps)
+    dmmse_ood = dmmse_ood or {M: 1.1 for M in Ms}
+    ridge_id = np.zeros((len(Ms), n_seq, K))
+    dmmse_id = np.stack([np.full((n_seq, K), math.sqrt(gaps[M])) for M in Ms])  # squared difference = gap
+    return xr.Dataset(
+        {"ridge_id": (("M", "id_sequence", "token"), ridge_id), "dmmse_id": (("M", "id_sequence", "token"), dmmse_id),
+         "loss_ridge_ood": ("token", np.full(K, ridge_ood)),
+         "loss_dmmse_ood": (("M", "token"), np.stack([np.full(K, dmmse_ood[M]) for M in Ms]))},
+        coords={"M": Ms},
+    )
+
+
+TRANSIENT_OOD = np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2])
+TRANSIENT_RIDGE = np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3])
+
+
 def test_transient_curve_is_detected():
-    ood = np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2])
-    ridge = np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3])
     dmmse = np.array([1.0, 0.6, 0.4, 0.3, 0.2, 0.1])
-    m = measure_transience(_outputs(16.0, ood, ridge, dmmse), 1)
+    m = measure_transience(_outputs(16.0, TRANSIENT_OOD, TRANSIENT_RIDGE, dmmse), 1, _baselines({16.0: 0.4}))
     assert m.is_transient and m.ood_min_step == 20 and abs(m.ood_rise - 0.5) < 1e-12
+    # approach = closest distance to ridge / gap = 0.1 / 0.4; OOD depth = (0.8 - 0.7) / (1.1 - 0.7)
+    assert abs(m.approach - 0.25) < 1e-12 and abs(m.ood_depth - 0.25) < 1e-12 and m.ridge_dmmse_gap == 0.4
+    assert (m.ridge_ood_loss, m.dmmse_ood_loss) == (0.7, 1.1)
+
+
+def test_a_run_that_never_came_halfway_to_ridge_is_not_transient():
+    dmmse = np.array([1.0, 0.6, 0.4, 0.3, 0.2, 0.1])
+    outputs = _outputs(16.0, TRANSIENT_OOD, TRANSIENT_RIDGE, dmmse)
+    # the closest distance to ridge (0.1) is 2/3 of the gap: it rises, but it never was near ridge
+    m = measure_transience(outputs, 1, _baselines({16.0: 0.15}))
+    assert m.rises and not m.approaches_ridge and not m.is_transient and abs(m.approach - 2 / 3) < 1e-12
+    # an OOD minimum 0.75 exactly halfway from ridge (0.5) to dMMSE_16 (1.0) is still allowed; beyond it is not
+    halfway = _outputs(16.0, np.array([2.0, 1.0, 0.75, 0.9, 1.1, 1.2]), TRANSIENT_RIDGE, dmmse)
+    m = measure_transience(halfway, 1, _baselines({16.0: 0.4}, ridge_ood=0.5, dmmse_ood={16.0: 1.0}))
+    assert m.ood_depth == 0.5 and m.is_transient
+    m = measure_transience(halfway, 1, _baselines({16.0: 0.4}, ridge_ood=0.5, dmmse_ood={16.0: 0.875}))
+    assert abs(m.ood_depth - 2 / 3) < 1e-12 and not m.is_transient
+    # without the baselines the approach cannot be measured, and nothing counts as transient
+    m = measure_transience(outputs, 1)
+    assert m.rises and m.approach is None and m.ood_depth is None and not m.is_transient
+
+
+def test_approach_and_depth_use_the_smoothed_series():
+    ood = np.array([2.0, 1.0, 0.7, 1.0, 1.1, 1.3, 1.4])
+    ridge = np.array([1.0, 0.3, 0.0, 0.3, 0.35, 0.4, 0.5])
+    dmmse = np.linspace(1.0, 0.1, 7)
+    m = measure_transience(_outputs(16.0, ood, ridge, dmmse), 3, _baselines({16.0: 0.4}))
+    # smoothed over 3 checkpoints the minima are 0.9 (OOD, step 20) and 0.2 (ridge distance, step 20)
+    assert abs(m.ood_min - 0.9) < 1e-12 and abs(m.ridge_min - 0.2) < 1e-12
+    assert abs(m.approach - 0.5) < 1e-12 and abs(m.ood_depth - 0.5) < 1e-12
 
 
 def test_monotone_curve_is_not_transient():
@@ -50,7 +98,7 @@ def test_check_claims_reports_holds_and_failures():
                        np.linspace(1.0, 0.1, steps)),
         math.inf: _outputs(math.inf, np.linspace(2, 1.02, steps), np.linspace(1, 0.01, steps), np.linspace(1, 0.01, steps)),
     }
-    baselines = xr.Dataset({"loss_ridge_ood": ("token", [1.0, 1.0])})
+    baselines = _baselines({1.0: 0.5, 16.0: 0.4, math.inf: 0.0}, ridge_ood=1.0, dmmse_ood={1.0: 3.0, 16.0: 1.2, math.inf: 1.0})
     pca = xr.Dataset(
         {
             "predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0], [5.0, 5.0]]),
@@ -194,3 +242,61 @@ def test_calibration_table_shows_the_chosen_epsilon():
     text = "\n".join(llc_sections_markdown(None, report))
     assert "Chosen ε = **0.001**" in text and "**rule satisfied**" in text
     assert "| inf | 100 | 0.001 | 50 + 100 | 5.2 ± 0.52 | sound | 1.000 | +0.00 | 0.60 | 2 | yes | yes | yes |" in text
+
+
+def _seed_stores():
+    """Two seeds of M = 1, 16, inf: M = 16 is transient in seed 1 only (seed 2 never nears ridge)."""
+    from transient_ridge.seeds import runs_by_M
+
+    steps = 6
+    runs = []
+    for seed, ridge16 in ((1, np.array([1.0, 0.3, 0.1, 0.15, 0.2, 0.3])), (2, np.array([1.0, 0.8, 0.3, 0.35, 0.4, 0.5]))):
+        for M, ood, ridge, dmmse in (
+            (1.0, np.linspace(3, 2, steps), np.full(steps, 1.0), np.linspace(0.5, 0.01, steps)),
+            (16.0, np.array([2.0, 1.0, 0.8, 0.9, 1.1, 1.2]), ridge16, np.linspace(1.0, 0.1, steps)),
+            (math.inf, np.linspace(2, 1.02, steps), np.linspace(1, 0.01, steps), np.linspace(1, 0.01, steps)),
+        ):
+            run = _outputs(M, ood, ridge, dmmse)
+            run.attrs.update(seed=seed, t_crit=20)
+            runs.append(run)
+    outputs = runs_by_M(runs, seed_axis=True)
+    trajectory = np.array([[[5, 5], [9.5, 0.2]], [[5, 5], [2, 2]], [[5, 5], [0.3, 0.1]]], float)
+    pca = xr.Dataset(
+        {
+            "predictor_projection": (("predictor", "pc"), [[0.0, 0.0], [10.0, 0.0], [5.0, 5.0]]),
+            "trajectory": (("M", "seed", "step", "pc"), np.stack([trajectory, trajectory], axis=1)),
+            "explained_variance_ratio": ("pc", [0.5, 0.2]),
+        },
+        coords={"predictor": ["ridge", "dmmse_M1", "dmmse_M16"], "pc": [1, 2], "M": [1.0, 16.0, math.inf], "seed": [1, 2]},
+    )
+    llc = xr.Dataset(
+        {"llc_mean": (("M", "seed", "step"), [[[1.0, 2.0], [1.0, 2.0]], [[3.0, 6.0], [3.0, 1.5]], [[5.0, 9.0], [5.0, 9.0]]])},
+        coords={"M": [1.0, 16.0, math.inf], "seed": [1, 2], "step": [10, 50]},
+    )
+    baselines = _baselines({1.0: 0.5, 16.0: 0.4, math.inf: 0.0}, ridge_ood=1.0, dmmse_ood={1.0: 3.0, 16.0: 1.2, math.inf: 1.0})
+    return outputs, baselines, pca, llc
+
+
+def test_claims_are_checked_per_seed_and_counted():
+    from transient_ridge.claims import check_claims_over_seeds, seed_claims_json, seed_claims_markdown, summarize_over_seeds
+
+    outputs, baselines, pca, llc = _seed_stores()
+    per_seed = check_claims_over_seeds(outputs, baselines, pca, llc, min_transient_runs=1)
+    assert sorted(per_seed) == [1, 2]
+    # each seed's claims equal check_claims on that seed's own stores
+    assert [c.holds for c in per_seed[2]] == [c.holds for c in check_claims(
+        {M: ds.sel(seed=2) for M, ds in outputs.items()}, baselines, pca.sel(seed=2), llc.sel(seed=2), min_transient_runs=1)]
+    summary = {c.name: c for c in summarize_over_seeds(per_seed)}
+    transient = summary["transient_ridge"]
+    assert (transient.holds_in, transient.seeds, transient.holds) == (1, [1, 2], False)
+    assert transient.per_seed[2].evidence["runs"]["16"]["approach"] == 0.3 / 0.4  # seed 2 never came halfway
+    assert summary["llc_grows_with_M_for_dmmse_runs"].holds_in == 1  # seed 2: M = 16's LLC 1.5 < 2.0
+    assert summary["smallest_M_ends_at_dmmse"].verdict == "holds in 2 of 2 seeds"
+    text = seed_claims_markdown("x", list(summary.values()))
+    assert "| transient_ridge | 1 of 2 seeds | yes | NO |" in text
+    assert "## transient_ridge: holds in 1 of 2 seeds" in text and "M = 16 transient in 1 of 2 seeds" in text
+    assert "| 16 | 2 | 0.8 (20) | -1.00 | +50.0% | 0.3 (20) | 0.4 | 0.75 |" in text and "| rises only |" in text
+    report = json.loads(seed_claims_json("x", list(summary.values())))
+    assert report["seeds"] == [1, 2]
+    row = next(c for c in report["claims"] if c["name"] == "transient_ridge")
+    assert row["holds_in"] == 1 and row["per_seed"]["1"]["holds"] and not row["per_seed"]["2"]["holds"]

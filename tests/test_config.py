@@ -134,3 +134,80 @@ def test_for_run_narrows_the_grid_and_rejects_unknown_M(tiny_cfg):
     assert tiny_cfg.for_run(math.inf).data.M == (math.inf,)
     with pytest.raises(ConfigError, match=r"M=8 is not in data.M"):
         tiny_cfg.for_run(8.0)
+
+
+def _seeded(block, **seeds):
+    block = copy.deepcopy(block)
+    block["seeds"].update(seeds)
+    return block
+
+
+def test_seed_lists_pass_the_schema_and_build_runs_per_M_and_seed(tiny_block):
+    block = _seeded(tiny_block, train=[1, 7], init=2, sgld=[4, 9])
+    validate_config({"experiments": {"x": block}}, SCHEMA)
+    cfg = ExperimentConfig.from_dict("x", block)
+    assert cfg.seeds.has_seed_axis and cfg.seeds.train_seeds == (1, 7)
+    assert cfg.run_labels() == ["M1/s1", "M1/s7", "M4/s1", "M4/s7", "Minf/s1", "Minf/s7"]
+    assert cfg.parse_run("M4/s7") == (4.0, 7)
+    # init is shared, sgld paired position by position
+    assert (cfg.for_seed(7).seeds.train, cfg.for_seed(7).seeds.init, cfg.for_seed(7).seeds.sgld) == (7, 2, 9)
+    single = ExperimentConfig.from_dict("x", tiny_block)
+    assert not single.seeds.has_seed_axis and single.run_labels() == ["M1", "M4", "Minf"]
+    assert single.for_seed(None) is single and single.parse_run("M4") == (4.0, None)
+
+
+@pytest.mark.parametrize(
+    "seeds, key, hint",
+    [
+        ({"train": [1, 1]}, "experiments.x.seeds.train", "distinct"),
+        ({"train": []}, "experiments.x.seeds.train", "list of distinct seeds"),
+        ({"sgld": [-1]}, "experiments.x.seeds.sgld", "0..4294967295"),
+    ],
+)
+def test_schema_rejects_bad_seed_lists_naming_the_key(tiny_block, seeds, key, hint):
+    with pytest.raises(ConfigError) as info:
+        validate_config({"experiments": {"x": _seeded(tiny_block, **seeds)}}, SCHEMA)
+    assert key in str(info.value) and hint in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        ({"train": [1, 1]}, r"experiments\.x\.seeds\.train: \[1, 1\] repeats a seed"),
+        ({"train": 1, "init": [2, 3]}, r"experiments\.x\.seeds\.init: \[2, 3\] is a list but seeds\.train=1 is one seed"),
+        ({"train": [1, 7], "sgld": [4, 5, 6]}, r"experiments\.x\.seeds\.sgld: \[4, 5, 6\] has 3 seed\(s\) but seeds\.train \[1, 7\] has 2"),
+    ],
+)
+def test_dataclasses_reject_unpaired_seed_lists_naming_the_key(tiny_block, seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig.from_dict("x", _seeded(tiny_block, **seeds))
+
+
+def test_run_labels_name_the_layout_and_reject_the_other_one(tiny_block):
+    cfg = ExperimentConfig.from_dict("x", _seeded(tiny_block, train=[1, 7]))
+    with pytest.raises(ConfigError, match=r"run 'M4' is not one of its runs .* runs/M\{M\}/s\{seed\}/"):
+        cfg.parse_run("M4")
+    with pytest.raises(ConfigError, match=r"seed 3 is not one of the train seeds \[1, 7\]"):
+        cfg.for_seed(3)
+    with pytest.raises(ConfigError, match="must look like"):
+        cfg.parse_run("M4/seed1")
+
+
+def test_a_run_fingerprint_carries_only_its_own_seed(tiny_block):
+    from transient_ridge.train import TRAINING_SECTIONS
+
+    def fingerprint(block, M, seed):
+        return ExperimentConfig.from_dict("x", block).run_fingerprint(TRAINING_SECTIONS, M, seed)
+
+    two = _seeded(tiny_block, train=[1, 7], sgld=[4, 9])
+    three = _seeded(tiny_block, train=[1, 7, 3], sgld=[4, 9, 5])
+    for M in (1.0, 4.0, math.inf):
+        for seed in (1, 7):  # adding seed 3 leaves the runs of seeds 1 and 7 unchanged
+            assert fingerprint(two, M, seed) == fingerprint(three, M, seed)
+    assert fingerprint(two, 4.0, 1) != fingerprint(two, 4.0, 7)
+    # a run of seed 1 has the settings of the one-seed experiment with train seed 1
+    assert fingerprint(two, 4.0, 1) == fingerprint(tiny_block, 4.0, None)
+    # paired init seeds reach the run
+    paired = _seeded(tiny_block, train=[1, 7], init=[2, 8])
+    assert fingerprint(paired, 4.0, 1) == fingerprint(tiny_block, 4.0, None)
+    assert fingerprint(paired, 4.0, 7) != fingerprint(two, 4.0, 7)

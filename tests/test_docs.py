@@ -51,3 +51,10 @@ def test_readme_holds_the_test_command_ci_runs():
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     command = ci[ci.index("# --- the README's test command, verbatim ---") + 1]
     assert command in (REPO / "README.md").read_text()
+
+
+def test_ci_runs_the_slurm_test_after_the_readme_command():
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    readme = ci.index("# --- the README's test command, verbatim ---") + 1
+    slurm = [i for i, line in enumerate(ci) if line.startswith("python -m pytest -m slurm")]
+    assert slurm and slurm[0] > readme

@@ -20,6 +20,7 @@ import xarray as xr
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from conftest import TINY_BLOCK
 from llc_stores import restatus
 from transient_ridge.llc import choose_epsilon, estimate_status, trace_peak_ratio
 from transient_ridge.plotting._style import format_number
@@ -526,6 +527,8 @@ def test_script_runs_under_snakemake_from_zarr(inputs: FigureInputs, tmp_path: P
     smk.output = FakeNamedList(pdf=str(tmp_path / "f.pdf"), png=str(tmp_path / "f.png"))
     smk.params = FakeNamedList(figure="fig1_ood_loss", settings={"smoothing_window": 3, "raw": False})
     smk.log = FakeNamedList(str(log_file))
+    smk.wildcards = FakeNamedList(exp="tiny")
+    smk.config = {"experiments": {"tiny": TINY_BLOCK}}
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
@@ -641,3 +644,102 @@ def test_estimates_that_have_not_converged_are_marked_off_the_line(inputs: Figur
     grey = [line for line in fig.axes[0].get_lines() if line.get_color() == "0.6"]
     assert grey and 8.0 not in list(grey[0].get_xdata())
     assert not _diamonds(draw_figure("fig_llc_over_time", inputs))
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def seeded_inputs(seeds: tuple[int, ...] = (1, 7)) -> FigureInputs:
+    """The synthetic stores of several train seeds, stacked as the workflow stacks them."""
+    from transient_ridge.seeds import runs_by_M
+
+    per_seed = [synthetic_inputs(seed=i) for i in range(len(seeds))]
+    runs = [ds.assign_attrs(seed=seed) for seed, one in zip(seeds, per_seed) for ds in one.outputs.values()]
+    first = per_seed[0]
+    trajectory = xr.concat([one.pca["trajectory"] for one in per_seed], dim=xr.DataArray(list(seeds), dims="seed"))
+    llc = xr.concat([one.llc for one in per_seed], dim=xr.DataArray(list(seeds), dims="seed"))
+    return FigureInputs(
+        outputs=runs_by_M(runs, seed_axis=True),
+        baselines=first.baselines,
+        pca=first.pca.assign(trajectory=trajectory.transpose("M", "seed", "step", "pc")),
+        llc=llc.transpose("M", "seed", ...),
+        llc_calibration=first.llc_calibration,
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded() -> FigureInputs:
+    return seeded_inputs()
+
+
+def _bands(fig: Figure) -> int:
+    from matplotlib.collections import PolyCollection
+
+    return sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+@pytest.mark.parametrize("name", FIGURE_NAMES)
+def test_every_figure_draws_with_seeds(name: str, seeded: FigureInputs, tmp_path: Path) -> None:
+    fig = draw_figure(name, seeded, {"smoothing_window": 3})
+    save_figure(fig, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png", dpi=60)
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "name, bands",
+    [("fig1_ood_loss", 4), ("fig1_distances", 8), ("figB_id_loss", 4), ("fig1", 12), ("fig_llc_over_time", 8)],
+)
+def test_time_series_draw_a_seed_median_with_a_min_max_band(name: str, bands: int, seeded: FigureInputs) -> None:
+    fig = draw_figure(name, seeded)
+    assert _bands(fig) == bands  # one band per M and panel (4 M; fig_llc_over_time: LLC and loss panels)
+    assert any("median over 2 seeds" in text and "min–max" in text for text in _legend_texts(fig))
+    # without seeds, no band and no such label
+    plain = draw_figure(name, synthetic_inputs())
+    assert _bands(plain) == 0 and not any("seeds" in text for text in _legend_texts(plain))
+
+
+def test_the_band_spans_the_seeds_and_the_line_is_their_median(seeded: FigureInputs) -> None:
+    from transient_ridge.seeds import seed_band
+
+    fig = draw_figure("fig1_ood_loss", seeded)
+    ax = fig.axes[0]
+    M = 8.0
+    values = seeded.outputs[M]["loss_ood"].transpose("seed", "step").values
+    median, low, high = seed_band(values)
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == values.shape[1]]
+    assert any(np.allclose(line.get_ydata(), median) for line in lines)
+    band = next(c for c in ax.collections if np.allclose(c.get_paths()[0].vertices[:, 1].max(), high.max()))
+    assert np.isclose(band.get_paths()[0].vertices[:, 1].min(), low.min())
+
+
+def test_pca_figures_draw_each_seeds_trajectory(seeded: FigureInputs) -> None:
+    n_steps = seeded.pca.sizes["step"]
+    for name in ("fig1_pca", "figC_pca_pairs"):
+        fig = draw_figure(name, seeded)
+        ax = fig.axes[0]
+        paths = [line for line in ax.get_lines() if len(line.get_xdata()) == n_steps]
+        assert len(paths) == 4 * 2, name  # 4 M x 2 seeds
+        assert "one trajectory per seed (2 seeds)" in _legend_texts(fig)
+
+
+def test_script_stacks_the_seeds_of_each_M(seeded: FigureInputs, tmp_path: Path) -> None:
+    from transient_ridge.seeds import select_seed
+    from transient_ridge.store import write_dataset
+
+    script = load_script()
+    paths = []
+    for M, ds in seeded.outputs.items():
+        for seed in (1, 7):
+            path = tmp_path / f"M{format_M(M)}" / f"s{seed}" / "outputs.zarr"
+            write_dataset(select_seed(ds, seed).drop_vars("pred_root").assign_attrs(seed=seed), path)
+            paths.append(str(path))
+    write_dataset(seeded.baselines, tmp_path / "baselines.zarr")
+    kwargs = dict(outputs=paths, baselines=tmp_path / "baselines.zarr", pdf=tmp_path / "f.pdf", png=tmp_path / "f.png")
+    script.main("fig1_ood_loss", **kwargs, seed_axis=True)
+    assert (tmp_path / "f.png").exists()
+    with pytest.raises(ValueError, match=r"two outputs stores for M=1.0: .*s1.* and .*s7"):
+        script.main("fig1_ood_loss", **kwargs)

@@ -88,3 +88,33 @@ def test_runs_with_other_steps_are_rejected():
     outputs[1.0] = outputs[1.0].isel(step=[0, 1, 2])
     with pytest.raises(ValueError, match="other checkpoint steps"):
         build_pca_dataset(outputs, baselines, n_components=2)
+
+
+def test_seeds_are_fitted_jointly_and_keep_their_own_trajectories():
+    from transient_ridge.seeds import runs_by_M
+
+    rng = np.random.default_rng(3)
+    steps, B, K = np.array([0, 1, 5, 10]), 6, 3
+    runs = [
+        xr.Dataset(
+            {"pred_root": (("step", "sequence", "token"), rng.standard_normal((4, B, K)))},
+            coords={"step": steps, "token": np.arange(1, K + 1), "sequence": np.arange(B)},
+            attrs={"M": M, "seed": seed, "t_crit": 5},
+        )
+        for M in (1.0, math.inf)
+        for seed in (7, 2)
+    ]
+    _, baselines = _outputs_and_baselines()
+    baselines = baselines.sel(M=[1.0, math.inf])
+    ds = build_pca_dataset(runs_by_M(runs, seed_axis=True), baselines, n_components=3)
+    assert ds["trajectory"].dims == ("M", "seed", "step", "pc") and ds["seed"].values.tolist() == [2, 7]
+    # one fit over all 16 rows: the same as fitting the stacked rows directly
+    rows = np.stack([run["pred_root"].values.reshape(4, -1) for run in runs]).reshape(16, -1)
+    reference = TrajectoryPCA(3).fit(rows)
+    np.testing.assert_allclose(ds["components"].values, reference.components_, atol=1e-6)
+    seed7_inf = runs[2]["pred_root"].values.reshape(4, -1)
+    np.testing.assert_allclose(ds["trajectory"].sel(M=math.inf, seed=7), reference.transform(seed7_inf), atol=1e-5)
+    # one seed's view has the one-seed layout
+    from transient_ridge.seeds import select_seed
+
+    assert select_seed(ds, 2)["trajectory"].dims == ("M", "step", "pc")

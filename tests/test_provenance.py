@@ -2,7 +2,10 @@
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -71,14 +74,91 @@ def test_provenance_attrs_keeps_its_two_argument_form():
 def test_the_commit_is_unknown_outside_a_git_checkout(tmp_path):
     copy = tmp_path / "transient_ridge"
     shutil.copytree(REPO / "transient_ridge", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    assert git_state(str(copy)) == ("unknown", "unknown")
+    assert set(git_state(str(copy))) == {"unknown"}
 
 
 def test_the_commit_is_the_checkouts_head_inside_one():
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
-    commit, dirty = git_state(str(REPO / "transient_ridge"))
-    assert len(commit) == 40 and isinstance(dirty, bool)
+    state = git_state(str(REPO / "transient_ridge"))
+    assert len(state.commit) == 40 and isinstance(state.dirty, bool)
+    assert state.dirty == (state.diff_sha256 is not None or bool(state.untracked))
+
+
+def _git(*args, cwd):
+    command = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, check=True).stdout
+
+
+_DRAW = """
+import sys
+from matplotlib.figure import Figure
+import transient_ridge
+from transient_ridge.figures import save_figure
+assert transient_ridge.__file__.startswith(sys.argv[1]), transient_ridge.__file__
+fig = Figure()
+fig.subplots().plot([0, 1], [1, 0])
+save_figure(fig, sys.argv[2] + ".pdf", sys.argv[2] + ".png", dpi=20)
+"""
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A fresh git checkout holding a copy of the package, everything committed."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO / "transient_ridge", root / "transient_ridge", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".gitignore").write_text("results/\n")
+    _git("init", "-q", cwd=root)
+    _git("add", ".", cwd=root)
+    _git("commit", "-q", "-m", "all", cwd=root)
+    return root
+
+
+def test_a_clean_checkout_is_clean_and_ignored_files_do_not_count(checkout):
+    (checkout / "results").mkdir()
+    (checkout / "results" / "out.txt").write_text("ignored")
+    state = git_state(str(checkout / "transient_ridge"))
+    assert state.commit == _git("rev-parse", "HEAD", cwd=checkout).decode().strip()
+    assert (state.dirty, state.diff_sha256, state.untracked) == (False, None, ())
+
+
+def test_a_figure_drawn_with_an_untracked_file_and_an_edit_says_dirty_with_both(checkout, tmp_path):
+    # the stamp of a real figure, drawn by a process that imports the package from the checkout
+    (checkout / "transient_ridge" / "new_module.py").write_text("VALUE = 1\n")
+    with open(checkout / "transient_ridge" / "__init__.py", "a") as handle:
+        handle.write("# an uncommitted edit\n")
+    figure = tmp_path / "fig"
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    subprocess.run([sys.executable, "-c", _DRAW, str(checkout), str(figure)], env=env, check=True, cwd=tmp_path)
+    stamp = read_provenance(figure.with_suffix(".png"))
+    assert stamp == read_provenance(figure.with_suffix(".pdf"))
+    assert stamp["git_commit"] == _git("rev-parse", "HEAD", cwd=checkout).decode().strip()
+    assert stamp["git_dirty"] is True
+    assert stamp["git_untracked"] == ["transient_ridge/new_module.py"]
+    diff = _git("diff", "HEAD", "--binary", cwd=checkout)
+    assert b"an uncommitted edit" in diff and stamp["git_diff_sha256"] == hashlib.sha256(diff).hexdigest()
+
+
+def test_an_untracked_file_alone_makes_the_checkout_dirty(checkout):
+    (checkout / "notes.py").write_text("x = 1\n")
+    state = git_state(str(checkout / "transient_ridge"))
+    assert (state.dirty, state.diff_sha256, state.untracked) == (True, None, ("notes.py",))
+
+
+def test_a_long_untracked_list_is_cut_and_counted(checkout):
+    for index in range(provenance.MAX_UNTRACKED + 3):
+        (checkout / f"new_{index:03d}.txt").write_text("x")
+    untracked = git_state(str(checkout / "transient_ridge")).untracked
+    assert len(untracked) == provenance.MAX_UNTRACKED + 1 and untracked[-1] == "... and 3 more"
+
+
+def test_provenance_does_not_import_the_rest_of_the_package():
+    # store -> provenance, never back (the import circle is gone)
+    code = "import sys, transient_ridge.provenance; print(sorted(m for m in sys.modules if m.startswith('transient_ridge')))"
+    modules = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(modules.replace("'", '"')) == ["transient_ridge", "transient_ridge.provenance"]
 
 
 def test_other_files_get_a_clear_error(tmp_path, capsys):

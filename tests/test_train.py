@@ -102,3 +102,14 @@ def test_divergence_names_M_and_step_and_leaves_no_outputs(tiny_block, tmp_path)
         _run(cfg, 4.0, tmp_path)
     assert not (tmp_path / "predictions.zarr").exists()
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_run_needs_one_seed_per_source(tiny_block, tmp_path):
+    from transient_ridge.config import ConfigError
+
+    tiny_block["seeds"]["train"] = [1, 7]
+    cfg = ExperimentConfig.from_dict("tiny", tiny_block)
+    with pytest.raises(ConfigError, match=r"seeds.train is a list \[1, 7\]; narrow the config"):
+        _run(cfg, 4.0, tmp_path)
+    _run(cfg.for_seed(7), 4.0, tmp_path / "s7")
+    assert open_dataset(tmp_path / "s7" / "predictions.zarr").attrs["seed"] == 7

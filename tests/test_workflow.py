@@ -31,12 +31,14 @@ def _job_counts(stdout):
 
 @pytest.mark.parametrize("target, experiment", [("all", "mini"), ("paper", "paper"), ("transient", "transient"), ("paper_slice", "paper_slice")])
 def test_dry_run_schedules_one_training_job_per_M(target, experiment, tmp_path):
-    runs = len(yaml.safe_load((REPO / "config.yaml").read_text())["experiments"][experiment]["data"]["M"])
+    spec = yaml.safe_load((REPO / "config.yaml").read_text())["experiments"][experiment]
+    train_seeds = spec.get("seeds", {}).get("train", 0)
+    runs = len(spec["data"]["M"]) * (len(train_seeds) if isinstance(train_seeds, list) else 1)
     result = _snakemake("-n", target, "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
     assert counts["train"] == runs and counts["evaluate"] == runs and counts["llc_run"] == runs
-    assert counts["run_tasks"] == runs
+    assert counts["run_tasks"] == len(spec["data"]["M"])  # one task store per M, shared by its seeds
     for rule in ("tasks", "baselines", "pca", "llc", "claims", "fig1_pca", "fig3", "figF_llc_traces"):
         assert counts[rule] == 1, rule
 
@@ -120,7 +122,7 @@ def test_adding_an_M_trains_only_the_new_run(tiny_block, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
     assert counts.get("run_tasks") == 1 and counts.get("train") == 1, result.stdout[-3000:]
-    assert "wildcards: exp=tiny, M=4" in result.stdout
+    assert "wildcards: exp=tiny, run=M4" in result.stdout
 
     tiny_block["model"]["d_model"] = 16
     wider = _write_tiny_config(tmp_path / "wider.yaml", tiny_block)

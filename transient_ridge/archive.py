@@ -7,7 +7,8 @@ An archive is a gzipped tar of
   provenance stamp of every store and figure, and for every other member its
   path, size, SHA-256 and original mtime (ns);
 - ``results/{exp}/**``: stores, figures, claims, benchmark files. Model
-  weights (``runs/M*/checkpoints/step_*.pt``) only with ``weights=True``;
+  weights (``runs/M*/checkpoints/step_*.pt``, with a seed axis
+  ``runs/M*/s*/checkpoints/step_*.pt``) only with ``weights=True``;
   without them each checkpoints folder keeps Snakemake's
   ``.snakemake_timestamp`` and gets a ``WEIGHTS_NOT_ARCHIVED.txt`` note, so
   Snakemake still sees ``train``'s output and does not retrain;
@@ -46,12 +47,13 @@ import tarfile
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .provenance import ProvenanceError, current_stamp, read_provenance
-from .store import open_dataset
+from .provenance import ProvenanceError, current_stamp, git_state, read_provenance
+from .runtime import one_line
 
 __all__ = [
     "FORMAT",
@@ -61,6 +63,7 @@ __all__ = [
     "RestoreSummary",
     "archive_name",
     "create_archive",
+    "commit_warning",
     "read_manifest",
     "verify_archive",
     "restore_archive",
@@ -87,6 +90,12 @@ retrain with  snakemake -c 2 <exp> --forcerun train
 
 class ArchiveError(RuntimeError):
     """A malformed archive, a checksum mismatch or a restore that would overwrite files."""
+
+
+# What reading a damaged .tar.gz raises: a truncated gzip stream (EOFError), a bad
+# header or CRC (tarfile.ReadError, gzip.BadGzipFile, an OSError), a corrupt deflate
+# block (zlib.error). Each becomes one ArchiveError naming the archive.
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
 def archive_name(experiment: str, weights: bool) -> str:
@@ -169,6 +178,8 @@ def _stamps(root: Path, files: Iterable[Path]) -> dict[str, Any]:
 
 def _experiment_config(root: Path, experiment: str) -> dict[str, Any] | None:
     """The experiment config the results were made with (the ``config`` attr of tasks.zarr)."""
+    from .store import open_dataset  # xarray and zarr: only `create` needs them, restore starts fast
+
     tasks = root / "results" / experiment / "data" / "tasks.zarr"
     if not tasks.exists():
         return None
@@ -241,52 +252,124 @@ def create_archive(experiment: str, output: str | Path, *, root: str | Path = ".
     return output
 
 
+def _allowed_prefixes(experiment: str) -> tuple[str, ...]:
+    """The folders an archive of ``experiment`` may write into (relative to the workflow's directory)."""
+    return (f"results/{experiment}/", f"logs/{experiment}/", f"{METADATA.as_posix()}/")
+
+
+def _check_manifest(archive: Path, manifest: Any) -> dict[str, Any]:
+    """``manifest`` if it has the fields restore relies on, with safe relative paths; else ArchiveError."""
+    if not isinstance(manifest, dict):
+        raise ArchiveError(f"{archive}: {MANIFEST} is not a JSON object; the archive is corrupt")
+    if manifest.get("format") != FORMAT:
+        raise ArchiveError(f"{archive}: format {manifest.get('format')!r}, this code reads {FORMAT!r}")
+    experiment, files = manifest.get("experiment"), manifest.get("files")
+    if not isinstance(experiment, str) or not experiment or not isinstance(files, list):
+        raise ArchiveError(f"{archive}: {MANIFEST} lacks 'experiment' or 'files'; the archive is corrupt")
+    fields = {"path": str, "size": int, "sha256": str, "mtime_ns": int}
+    prefixes = _allowed_prefixes(experiment)
+    for entry in files:
+        if not isinstance(entry, dict) or any(not isinstance(entry.get(k), t) for k, t in fields.items()):
+            raise ArchiveError(f"{archive}: {MANIFEST} has a malformed file entry {str(entry)[:200]}; the archive is corrupt")
+        if not _safe_member(entry["path"]) or not entry["path"].startswith(prefixes):
+            raise ArchiveError(
+                f"{archive}: {MANIFEST} lists {entry['path']!r}, outside {list(prefixes)}; "
+                "refusing an archive that would write anywhere else"
+            )
+    paths = [entry["path"] for entry in files]
+    if len(set(paths)) != len(paths):
+        duplicated = sorted({path for path in paths if paths.count(path) > 1})
+        raise ArchiveError(f"{archive}: {MANIFEST} lists {duplicated[:5]} more than once")
+    return manifest
+
+
 def read_manifest(archive: str | Path) -> dict[str, Any]:
-    """The manifest of ``archive`` (its first member), checked for format."""
+    """The manifest of ``archive`` (its first member), checked for format, fields and paths."""
     archive = Path(archive)
     if not archive.is_file():
         raise ArchiveError(f"{archive} does not exist")
     try:
         with tarfile.open(archive, "r:*") as tar:
             first = tar.next()
-            if first is None or first.name != MANIFEST:
+            if first is None or first.name != MANIFEST or not first.isfile():
                 raise ArchiveError(f"{archive}: the first member is not {MANIFEST}; not an archive made by this pipeline")
-            manifest = json.load(tar.extractfile(first))  # type: ignore[arg-type]
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise ArchiveError(f"{archive}: cannot read the archive ({error})") from error
-    if manifest.get("format") != FORMAT:
-        raise ArchiveError(f"{archive}: format {manifest.get('format')!r}, this code reads {FORMAT!r}")
-    return manifest
+            manifest = json.loads(tar.extractfile(first).read())  # type: ignore[union-attr]
+    except _READ_ERRORS as error:
+        raise ArchiveError(f"{archive}: cannot read the archive ({one_line(error)}); it is truncated or corrupt") from error
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ArchiveError(f"{archive}: {MANIFEST} is not valid JSON ({one_line(error)}); the archive is corrupt") from error
+    return _check_manifest(archive, manifest)
 
 
 def _safe_member(name: str) -> bool:
     path = Path(name)
-    return not path.is_absolute() and ".." not in path.parts
+    return bool(name) and not path.is_absolute() and ".." not in path.parts
+
+
+def _check_members(archive: Path, members: list[tarfile.TarInfo], listed: dict[str, dict[str, Any]]) -> None:
+    """Refuse members that are not plain relative files, repeat, or disagree with the manifest."""
+    unsafe = [m.name for m in members if not m.isfile() or not _safe_member(m.name)]
+    if unsafe:
+        raise ArchiveError(f"{archive}: refusing members that are not plain relative files: {unsafe[:5]}")
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ArchiveError(f"{archive}: members {repeated[:5]} appear more than once (a later copy would overwrite the first)")
+    if set(names) != set(listed):
+        raise ArchiveError(
+            f"{archive}: members and manifest disagree (not in the manifest: {sorted(set(names) - set(listed))[:5]}, "
+            f"missing from the archive: {sorted(set(listed) - set(names))[:5]})"
+        )
+    wrong_size = [f"{m.name} ({m.size} bytes, manifest {listed[m.name]['size']})" for m in members if m.size != listed[m.name]["size"]]
+    if wrong_size:
+        raise ArchiveError(f"{archive}: {len(wrong_size)} member(s) differ in size from the manifest, e.g. {wrong_size[:3]}")
+
+
+def _check_free_space(archive: Path, manifest: dict[str, Any], where: Path) -> None:
+    """Refuse to unpack more bytes than ``where`` has free (the manifest's sizes, checked against the members)."""
+    needed = sum(entry["size"] for entry in manifest["files"])
+    probe = where if where.exists() else next(p for p in where.parents if p.exists())
+    free = shutil.disk_usage(probe).free
+    if needed > free:
+        raise ArchiveError(
+            f"{archive}: restoring needs {needed / 1e6:.1f} MB, {probe.resolve()} has {free / 1e6:.1f} MB free; "
+            "free some space or restore elsewhere with --directory"
+        )
 
 
 def _unpack_verified(archive: Path, staging: Path) -> dict[str, Any]:
-    """Unpack ``archive`` into ``staging`` and check every file against the manifest."""
+    """Unpack ``archive`` into ``staging`` and check every file against the manifest.
+
+    Members, their sizes and the free space are checked before anything is
+    unpacked; checksums and sizes of the unpacked files after. Any failure is an
+    :class:`ArchiveError`.
+    """
     manifest = read_manifest(archive)
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    with tarfile.open(archive, "r:*") as tar:
-        members = [m for m in tar.getmembers() if m.name != MANIFEST]
-        unsafe = [m.name for m in members if not m.isfile() or not _safe_member(m.name)]
-        if unsafe:
-            raise ArchiveError(f"{archive}: refusing members that are not plain relative files: {unsafe[:5]}")
-        names = {m.name for m in members}
-        if names != set(listed):
-            raise ArchiveError(
-                f"{archive}: members and manifest disagree (not in the manifest: {sorted(names - set(listed))[:5]}, "
-                f"missing from the archive: {sorted(set(listed) - names)[:5]})"
-            )
-        # members are checked above to be plain relative files; the "data" filter (Python
-        # >= 3.11.4) also drops unusual modes and owners
-        extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tar.extractall(staging, members=members, **extra)
-    mismatched = [name for name, entry in listed.items() if _sha256(staging / name) != entry["sha256"]]
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = [m for m in tar.getmembers() if m.name != MANIFEST]
+            _check_members(archive, members, listed)
+            _check_free_space(archive, manifest, staging.parent)
+            # members are checked above to be plain relative files; the "data" filter (Python
+            # >= 3.11.4) also drops unusual modes and owners
+            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(staging, members=members, **extra)
+    except ArchiveError:
+        raise
+    except _READ_ERRORS as error:
+        raise ArchiveError(
+            f"{archive}: cannot read the archive ({one_line(error)}); it is truncated or corrupt. "
+            "Nothing was restored."
+        ) from error
+    mismatched = [
+        name
+        for name, entry in listed.items()
+        if (staging / name).stat().st_size != entry["size"] or _sha256(staging / name) != entry["sha256"]
+    ]
     if mismatched:
         raise ArchiveError(
-            f"{archive}: {len(mismatched)} file(s) do not match their manifest checksum, e.g. {mismatched[:5]}; "
+            f"{archive}: {len(mismatched)} file(s) do not match their manifest size or checksum, e.g. {mismatched[:5]}; "
             "the archive is corrupt or was changed after it was made. Nothing was restored."
         )
     return manifest
@@ -322,10 +405,32 @@ def restored_mtimes(original_ns: dict[str, int], now_ns: int, newest_source_ns: 
 
 @dataclasses.dataclass(frozen=True)
 class RestoreSummary:
+    """What a restore did: ``files`` restored, and what the user should know before rerunning."""
+
     experiment: str
     files: int
     weights: bool
     config_differences: list[str]
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+def commit_warning(manifest: dict[str, Any], clone_commit: str) -> str | None:
+    """A warning when the archive was made at another commit than the clone's ``HEAD``; else None.
+
+    At another commit Snakemake's code trigger reruns every rule whose script
+    differs, training included (from step 0 when the archive has no weights).
+    """
+    archived = str((manifest.get("archived_by") or {}).get("git_commit", "unknown"))
+    if "unknown" in (archived, clone_commit) or archived == clone_commit:
+        return None
+    exp = manifest["experiment"]
+    retrain = "from scratch: the archive has no weights" if not manifest.get("weights") else "from the archived weights"
+    return (
+        f"the archive was made at commit {archived[:12]}, this clone is at {clone_commit[:12]}: Snakemake reruns "
+        f"every rule whose script differs, training included ({retrain}). Check out {archived[:12]} "
+        f"(git checkout {archived[:12]}), or keep the restored results with "
+        f"snakemake -c 2 {exp} --rerun-triggers mtime params input software-env"
+    )
 
 
 def _config_differences(root: Path, manifest: dict[str, Any]) -> list[str]:
@@ -378,7 +483,15 @@ def restore_archive(
     )
     for path, mtime_ns in mtimes.items():
         os.utime(root / path, ns=(mtime_ns, mtime_ns))
-    return RestoreSummary(manifest["experiment"], len(paths), bool(manifest["weights"]), _config_differences(root, manifest))
+    clone_commit = git_state(str(workflow.resolve() / "transient_ridge")).commit
+    warning = commit_warning(manifest, clone_commit)
+    return RestoreSummary(
+        manifest["experiment"],
+        len(paths),
+        bool(manifest.get("weights")),
+        _config_differences(root, manifest),
+        [warning] if warning else [],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,8 +532,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"note: config.yaml differs from the archived config in {summary.config_differences}; "
                     "Snakemake will rerun the stages that read those sections",
                 )
-    except ArchiveError as error:
-        print(f"error: {error}", file=sys.stderr)
+            for warning in summary.warnings:
+                print(f"WARNING: {warning}", file=sys.stderr)
+    except (ArchiveError, OSError) as error:  # OSError: the file system, not the archive (permissions, a full disk)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     return 0
 

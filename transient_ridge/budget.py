@@ -60,7 +60,8 @@ class Budget:
 def estimate_budget(cfg: ExperimentConfig) -> Budget:
     """Sizes in bytes from the config (no files are read)."""
     D, K = cfg.data.D, cfg.data.K
-    runs = len(cfg.data.M)
+    runs = len(cfg.runs())  # one per M and train seed
+    n_M = len(cfg.data.M)  # the task data and baselines are per M, shared by the seeds
     steps = checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count)
     kept = weight_steps(steps, cfg.checkpoints.weights_every)
     parameters = sum(p.numel() for p in InContextRegressionTransformer(model_config_for(cfg)).parameters())
@@ -77,8 +78,8 @@ def estimate_budget(cfg: ExperimentConfig) -> Budget:
         outputs_per_run=S * (B * K * FLOAT32 + 4 * K * FLOAT64 + 4 * FLOAT64),
         llc_per_run=len(llc_steps(cfg)) * llc.num_chains * (sum(llc.chain_length(run_epsilon(llc))) + 1) * FLOAT64,
         resume_state_per_run=3 * parameters * FLOAT32,
-        tasks=cfg.data.max_finite_M * D * FLOAT64 + (B + n_ood + runs * n_id) * K * (D + 1) * FLOAT32,
-        baselines=(1 + runs) * (B + n_ood + runs * n_id) * K * FLOAT64,
+        tasks=cfg.data.max_finite_M * D * FLOAT64 + (B + n_ood + n_M * n_id) * K * (D + 1) * FLOAT32,
+        baselines=(1 + n_M) * (B + n_ood + n_M * n_id) * K * FLOAT64,
         pca_store=runs * S * cfg.pca.n_components * FLOAT64 + (cfg.pca.n_components + 1) * B * K * FLOAT64,
         # stacked float32 rows, plus the centred copy the SVD works on
         pca_peak_memory=2 * runs * S * B * K * FLOAT32,
@@ -196,7 +197,8 @@ def estimate_wall_time(
         raise ValueError(
             f"need positive rates and gpus >= 1; got train {train_steps_per_s}, chain {chain_steps_per_s}, gpus {gpus}"
         )
-    runs = len(cfg.data.M)
+    run_list = cfg.runs()  # (M, train seed), M-major
+    runs = len(run_list)
     per_run_chain_steps = llc_chain_steps(cfg)
     calibration_steps = calibration_chain_steps(cfg)
     train_s = job_startup_s + cfg.training.steps / train_steps_per_s
@@ -206,7 +208,8 @@ def estimate_wall_time(
     jobs: list[tuple[float, list[int]]] = [(train_s, []) for _ in range(runs)]
     llc_waits_for = []
     if calibration_steps:
-        jobs.append((calibration_s, [cfg.data.M.index(M) for M in cfg.llc.calibration.M]))
+        first_seed = run_list[0][1]  # the calibration measures the runs of the first train seed
+        jobs.append((calibration_s, [run_list.index((M, first_seed)) for M in cfg.llc.calibration.M]))
         if cfg.llc.epsilon == AUTO:
             llc_waits_for = [runs]
     jobs.extend((llc_s, [i, *llc_waits_for]) for i in range(runs))

@@ -7,12 +7,14 @@ parameter that does not match.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .model import InContextRegressionTransformer, ModelConfig
+from .runtime import one_line
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -29,7 +31,7 @@ CHECKPOINT_FORMAT = "transient-ridge-checkpoint/1"
 
 
 class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model it is loaded into."""
+    """A checkpoint does not fit the model it is loaded into, or cannot be read at all."""
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
@@ -110,12 +112,24 @@ def load_checkpoint(
     """
     from .archive import NO_WEIGHTS_NOTE
 
-    if not Path(path).exists() and (Path(path).parent / NO_WEIGHTS_NOTE).exists():
+    path = Path(path)
+    if not path.exists():
+        if (path.parent / NO_WEIGHTS_NOTE).exists():
+            raise FileNotFoundError(
+                f"{path}: this run was restored from an archive without weights; restore the archive made by "
+                "`snakemake archive_<exp>_weights`, or retrain: snakemake -c 2 <exp> --forcerun train"
+            )
         raise FileNotFoundError(
-            f"{path}: this run was restored from an archive without weights; restore the archive made by "
-            "`snakemake archive_<exp>_weights`, or retrain: snakemake -c 2 <exp> --forcerun train"
+            f"{path} is missing ({len(list_checkpoints(path.parent))} other checkpoints in {path.parent}); "
+            f"the run's weights are incomplete: retrain it with snakemake -c 2 --forcerun {path.parent}"
         )
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as error:  # truncated or overwritten
+        raise CheckpointMismatchError(
+            f"{path} cannot be read as a checkpoint ({one_line(error)}); "
+            f"it is truncated or damaged: retrain the run with snakemake -c 2 --forcerun {path.parent}"
+        ) from error
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatchError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
     config = ModelConfig(**payload["model_config"])

@@ -35,8 +35,11 @@ __all__ = [
     "sgld_steps",
     "FigureConfig",
     "ExperimentConfig",
+    "check_experiment",
     "parse_task_count",
     "format_task_count",
+    "run_label",
+    "parse_run_label",
     "load_yaml",
     "validate_config",
 ]
@@ -70,6 +73,20 @@ def parse_task_count(value: int | float | str) -> float:
 def format_task_count(M: float) -> str:
     """Label of a task count as used in run names and wildcards: ``16`` or ``inf``."""
     return "inf" if math.isinf(M) else str(int(M))
+
+
+def run_label(M: float, seed: int | None = None) -> str:
+    """The name of a run's folder under ``runs/``: ``M16`` (no seed axis) or ``M16/s3`` (train seed 3)."""
+    label = f"M{format_task_count(M)}"
+    return label if seed is None else f"{label}/s{int(seed)}"
+
+
+def parse_run_label(label: str) -> tuple[float, int | None]:
+    """Inverse of :func:`run_label`: ``"M16/s3"`` → ``(16.0, 3)``, ``"Minf"`` → ``(inf, None)``."""
+    head, _, tail = label.partition("/")
+    if not head.startswith("M") or (tail and not (tail.startswith("s") and tail[1:].isdigit())):
+        raise ConfigError(f"run label {label!r} must look like M16, Minf, M16/s3 or Minf/s3")
+    return parse_task_count(head[1:]), int(tail[1:]) if tail else None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -146,6 +163,13 @@ def _build(cls: type, mapping: Mapping[str, Any] | None, where: str) -> Any:
         return cls(**mapping)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+    except ConfigError as exc:
+        # a section's own check names its key from the section on ("seeds.init: ..."):
+        # put the experiment in front ("experiments.x.seeds.init: ...")
+        parent, _, section = where.rpartition(".")
+        if parent and (str(exc).startswith(f"{section}.") or str(exc).startswith(f"{section}:")):
+            raise ConfigError(f"{parent}.{exc}") from exc
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,15 +193,92 @@ class DataConfig:
         return max(finite, default=1)
 
 
+SeedList = int | tuple[int, ...]
+
+
+def _seed_tuple(value: Any, key: str) -> int | tuple[int, ...]:
+    """An int stays an int; a list becomes a tuple of ints (the seed axis)."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ConfigError(f"seeds.{key}: [] is empty; give one seed (an int) or a list of at least one seed")
+        return tuple(int(v) for v in value)
+    return int(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class SeedConfig:
-    """Independent seeds for each source of randomness."""
+    """Independent seeds for each source of randomness.
+
+    ``train`` may be a list of distinct seeds: then the experiment has a seed
+    axis, one run per (M, train seed), living at ``runs/M{M}/s{seed}/``.
+    ``init`` and ``sgld`` are then either one int shared by every train seed or a
+    list of the same length, paired with the train seeds position by position.
+    ``tasks`` and ``probes`` are always one int: every seed sees the same tasks
+    and probe sets, so runs of different seeds differ only in their batches
+    (and, where paired, their initialisation and SGLD chains).
+    """
 
     tasks: int
-    train: int
-    init: int
+    train: SeedList
+    init: SeedList
     probes: int
-    sgld: int
+    sgld: SeedList
+
+    def __post_init__(self) -> None:
+        for key in ("train", "init", "sgld"):
+            object.__setattr__(self, key, _seed_tuple(getattr(self, key), key))
+        if isinstance(self.train, tuple) and len(set(self.train)) != len(self.train):
+            raise ConfigError(
+                f"seeds.train: {list(self.train)} repeats a seed; the train seeds name the runs "
+                "(runs/M{M}/s{seed}/), so each must appear once"
+            )
+        for key in ("init", "sgld"):
+            value = getattr(self, key)
+            if not isinstance(value, tuple):
+                continue
+            if not isinstance(self.train, tuple):
+                raise ConfigError(
+                    f"seeds.{key}: {list(value)} is a list but seeds.train={self.train} is one seed; "
+                    f"give seeds.{key} as one int, or seeds.train as a list of {len(value)} seeds"
+                )
+            if len(value) != len(self.train):
+                raise ConfigError(
+                    f"seeds.{key}: {list(value)} has {len(value)} seed(s) but seeds.train {list(self.train)} has "
+                    f"{len(self.train)}; a list is paired with the train seeds position by position, so give "
+                    f"{len(self.train)} seeds, or one int shared by every train seed"
+                )
+
+    @property
+    def has_seed_axis(self) -> bool:
+        """Whether ``train`` is a list: runs live at ``runs/M{M}/s{seed}/`` and stores gain a ``seed`` dim."""
+        return isinstance(self.train, tuple)
+
+    @property
+    def train_seeds(self) -> tuple[int, ...]:
+        """Every train seed, in config order (one for an experiment without a seed axis)."""
+        return self.train if isinstance(self.train, tuple) else (self.train,)
+
+    def for_seed(self, seed: int) -> SeedConfig:
+        """The seeds of the runs with train seed ``seed``: every field one int."""
+        seeds = self.train_seeds
+        if seed not in seeds:
+            raise ConfigError(f"seeds.train: seed {seed} is not one of the train seeds {list(seeds)}")
+        i = seeds.index(seed)
+
+        def pick(value: SeedList) -> int:
+            return value[i] if isinstance(value, tuple) else value
+
+        return SeedConfig(tasks=self.tasks, train=seed, init=pick(self.init), probes=self.probes, sgld=pick(self.sgld))
+
+    def require_single(self, purpose: str) -> None:
+        """Raise unless every seed is one int (what one run, one calibration or one batch stream needs)."""
+        lists = [key for key in ("train", "init", "sgld") if isinstance(getattr(self, key), tuple)]
+        if lists:
+            raise ConfigError(
+                f"{purpose} needs one seed per source, but seeds.{lists[0]} is a list "
+                f"{list(getattr(self, lists[0]))}; narrow the config to one run first "
+                "(ExperimentConfig.for_seed(seed) or for_run(M, seed))"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +299,14 @@ class ModelShape:
     d_model: int
     n_head: int
     d_mlp: int
+
+    def __post_init__(self) -> None:
+        if self.n_head >= 1 and self.d_model % self.n_head:
+            divisors = [h for h in range(1, min(self.d_model, 64) + 1) if self.d_model % h == 0]
+            raise ConfigError(
+                f"model.d_model: {self.d_model} is not divisible by model.n_head={self.n_head} (each head gets "
+                f"d_model / n_head dimensions); allowed n_head for this d_model: {divisors}, or change d_model"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,6 +462,11 @@ class LLCConfig:
                 )
         elif isinstance(self.epsilon, str) or not self.epsilon > 0:
             raise ConfigError(f"llc.epsilon: {self.epsilon!r} must be a number > 0 or 'auto'")
+        if self.batch_size > self.num_samples:
+            raise ConfigError(
+                f"llc.batch_size: {self.batch_size} is more than llc.num_samples={self.num_samples} (SGLD minibatches "
+                f"are drawn from those n samples); allowed: 1 <= batch_size <= {self.num_samples}"
+            )
 
     @property
     def epsilon_is_auto(self) -> bool:
@@ -452,25 +566,101 @@ class ExperimentConfig:
             picked[path] = node
         return json.dumps(picked, sort_keys=True, default=str)
 
-    def for_run(self, M: float) -> ExperimentConfig:
-        """This experiment narrowed to the one run with task diversity ``M`` (``data.M = [M]``).
+    def for_seed(self, seed: int | None) -> ExperimentConfig:
+        """This experiment narrowed to the runs of one train seed: every seed one int.
+
+        ``seeds.train`` becomes ``seed``, and ``seeds.init`` / ``seeds.sgld`` the
+        seed paired with it (or the shared one). ``None`` gives the experiment
+        unchanged (what stages that do not depend on the train seeds use, such as
+        the task data), and so does the one train seed of an experiment without a
+        seed axis. A run's settings come from this narrowed config, so adding a
+        seed to the list leaves the other seeds' runs untouched.
+        """
+        if seed is None or (not self.seeds.has_seed_axis and seed == self.seeds.train):
+            return self
+        try:
+            single = self.seeds.for_seed(int(seed))
+        except ConfigError as exc:
+            raise ConfigError(f"experiments.{self.name}.{exc}") from exc
+        block = copy.deepcopy(self.raw)
+        block["seeds"] = {**block["seeds"], **{key: getattr(single, key) for key in ("train", "init", "sgld")}}
+        return ExperimentConfig.from_dict(self.name, block)
+
+    def for_run(self, M: float, seed: int | None = None) -> ExperimentConfig:
+        """This experiment narrowed to the one run with task diversity ``M`` (``data.M = [M]``)
+        and, with a seed axis, train seed ``seed`` (:meth:`for_seed`).
 
         What one run sees does not depend on the rest of the grid: ``T_M`` is a
         prefix of the task sequence and each M's probe set has its own seed
         (``tests/test_data.py`` checks both on the stored data). So a run's
         inputs and settings can be built from this narrowed config, and adding
-        an M to the grid leaves the other runs untouched.
+        an M (or a seed) leaves the other runs untouched.
         """
         if M not in self.data.M:
             raise ConfigError(f"experiments.{self.name}: M={format_task_count(M)} is not in data.M {list(self.data.M)}")
-        block = copy.deepcopy(self.raw)
+        narrowed = self.for_seed(seed)
+        block = copy.deepcopy(narrowed.raw)
         block["data"] = {**block["data"], "M": ["inf" if math.isinf(M) else int(M)]}
         return ExperimentConfig.from_dict(self.name, block)
 
-    def run_fingerprint(self, sections: tuple[str, ...], M: float) -> str:
+    def run_fingerprint(self, sections: tuple[str, ...], M: float, seed: int | None = None) -> str:
         """:meth:`fingerprint` of :meth:`for_run`: the settings one run depends on."""
-        return self.for_run(M).fingerprint(sections)
+        return self.for_run(M, seed).fingerprint(sections)
+
+    def runs(self) -> list[tuple[float, int | None]]:
+        """Every run as ``(M, train seed)``, M-major; the seed is ``None`` without a seed axis."""
+        seeds: tuple[int | None, ...] = self.seeds.train_seeds if self.seeds.has_seed_axis else (None,)
+        return [(M, seed) for M in self.data.M for seed in seeds]
+
+    def run_labels(self) -> list[str]:
+        """Every run's folder name under ``runs/`` (:func:`run_label`), M-major."""
+        return [run_label(M, seed) for M, seed in self.runs()]
+
+    def parse_run(self, label: str) -> tuple[float, int | None]:
+        """``(M, seed)`` of a run label of this experiment; names the layout it expects otherwise."""
+        M, seed = parse_run_label(label)
+        if (M, seed) not in self.runs():
+            raise ConfigError(
+                f"experiments.{self.name}: run {label!r} is not one of its runs {self.run_labels()} "
+                f"(data.M {[format_task_count(m) for m in self.data.M]}, seeds.train "
+                f"{list(self.seeds.train) if self.seeds.has_seed_axis else self.seeds.train}; with a list of train "
+                "seeds runs live at runs/M{M}/s{seed}/, with one seed at runs/M{M}/)"
+            )
+        return M, seed
 
     def to_json(self) -> str:
         """The experiment's raw config block as JSON (stored in every output's attrs)."""
         return json.dumps({"name": self.name, **self.raw}, sort_keys=True, default=str)
+
+
+def check_experiment(cfg: ExperimentConfig) -> None:
+    """Checks across sections that the schema cannot express; raises :class:`ConfigError` naming each key.
+
+    - every ``llc.calibration.M`` is a run of ``data.M``;
+    - ``pca.n_components`` <= min(rows, features) of the joint trajectory PCA: rows
+      = runs × checkpoint steps, features = ``probes.root_sequences`` × ``data.K``.
+
+    Called once per experiment by ``workflow/rules/common.smk`` before any job starts.
+    """
+    from .schedule import checkpoint_steps
+
+    where = f"experiments.{cfg.name}"
+    problems = []
+    calibration = cfg.llc.calibration
+    if calibration is not None:
+        unknown = [format_task_count(m) for m in calibration.M if m not in cfg.data.M]
+        if unknown:
+            problems.append(
+                f"{where}.llc.calibration.M: {unknown} are not in data.M "
+                f"{[format_task_count(m) for m in cfg.data.M]}; calibrate on runs of the grid"
+            )
+    steps = len(checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count))
+    rows, features = len(cfg.data.M) * steps, cfg.probes.root_sequences * cfg.data.K
+    if cfg.pca.n_components > min(rows, features):
+        problems.append(
+            f"{where}.pca.n_components: {cfg.pca.n_components} is more than min(rows, features) = "
+            f"min({len(cfg.data.M)} runs x {steps} checkpoints, {cfg.probes.root_sequences} root sequences x "
+            f"K={cfg.data.K}) = {min(rows, features)}; allowed: 1..{min(rows, features)}"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))

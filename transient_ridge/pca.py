@@ -2,8 +2,9 @@
 
 Each checkpoint of each run becomes the row vector of its predictions on the
 fixed root batch (``B·K`` numbers). All runs and checkpoints are stacked,
-centred and decomposed; the idealized predictors (ridge, dMMSE_M) are encoded
-the same way and *projected* with the fitted centring, never fitted.
+centred and decomposed (with several train seeds, every seed's trajectory too:
+one joint fit); the idealized predictors (ridge, dMMSE_M) are encoded the same
+way and *projected* with the fitted centring, never fitted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import xarray as xr
 from sklearn.decomposition import PCA
 
 from .config import format_task_count
+from .seeds import SEED, seeds_of
 
 __all__ = ["TrajectoryPCA", "stack_trajectories", "build_pca_dataset"]
 
@@ -70,31 +72,52 @@ class TrajectoryPCA:
 
 
 def stack_trajectories(outputs: dict[float, xr.Dataset]) -> tuple[np.ndarray, list[float], np.ndarray]:
-    """Stack ``pred_root(step, sequence, token)`` of every run into rows.
+    """Stack ``pred_root`` of every run into rows.
+
+    ``pred_root`` is ``(step, sequence, token)``, or ``(seed, step, sequence, token)``
+    for runs stacked over seeds (:func:`transient_ridge.seeds.runs_by_M`).
 
     Returns:
-        rows ``(len(M)·S, B·K)`` float32 (run-major), the sorted M values, the shared steps ``(S,)``.
+        rows ``(len(M)·[seeds·]S, B·K)`` float32 (run-major, then seed, then step), the
+        sorted M values, the shared steps ``(S,)``.
     """
     M_values = sorted(outputs)
     steps = outputs[M_values[0]]["step"].values
     for M in M_values:
         if not np.array_equal(outputs[M]["step"].values, steps):
             raise ValueError(f"run M={format_task_count(M)} has other checkpoint steps than M={format_task_count(M_values[0])}")
+    n_features = outputs[M_values[0]]["pred_root"].sizes["sequence"] * outputs[M_values[0]]["pred_root"].sizes["token"]
     rows = np.concatenate(
-        [outputs[M]["pred_root"].values.reshape(len(steps), -1).astype(np.float32) for M in M_values]
+        [_ordered_predictions(outputs[M]).values.reshape(-1, n_features).astype(np.float32) for M in M_values]
     )
     return rows, M_values, steps
+
+
+def _ordered_predictions(run: xr.Dataset) -> xr.DataArray:
+    """``pred_root`` as ``([seed,] step, sequence, token)``."""
+    dims = ("seed", "step", "sequence", "token") if SEED in run["pred_root"].dims else ("step", "sequence", "token")
+    return run["pred_root"].transpose(*dims)
 
 
 def build_pca_dataset(
     outputs: dict[float, xr.Dataset], baselines: xr.Dataset, *, n_components: int, random_state: int = 0
 ) -> xr.Dataset:
-    """``pca.zarr`` content (layout in docs/stores.md) from every run's outputs and the baselines."""
+    """``pca.zarr`` content (layout in docs/stores.md) from every run's outputs and the baselines.
+
+    Runs stacked over seeds (a ``seed`` dim on ``pred_root``) are fitted jointly,
+    every seed of every M, and ``trajectory`` is then ``(M, seed, step, pc)``;
+    otherwise ``(M, step, pc)``.
+    """
+    seeds = seeds_of(outputs)
     rows, M_values, steps = stack_trajectories(outputs)
     first = outputs[M_values[0]]["pred_root"]
     n_sequences, n_tokens = first.sizes["sequence"], first.sizes["token"]
     pca = TrajectoryPCA(n_components, random_state=random_state).fit(rows)
-    trajectory = pca.transform(rows).reshape(len(M_values), len(steps), n_components)
+    projected = pca.transform(rows)
+    if seeds is None:
+        trajectory = (("M", "step", "pc"), projected.reshape(len(M_values), len(steps), n_components))
+    else:
+        trajectory = (("M", SEED, "step", "pc"), projected.reshape(len(M_values), len(seeds), len(steps), n_components))
 
     predictor_labels = ["ridge"]
     predictor_rows = [baselines["ridge_root"].values.reshape(-1)]
@@ -107,24 +130,27 @@ def build_pca_dataset(
     loadings = (pca.components_**2).reshape(n_components, n_sequences, n_tokens).sum(axis=1)
     feature = np.arange(n_sequences * n_tokens)
     pcs = np.arange(1, n_components + 1)
+    coords = {
+        "M": np.array(M_values, dtype=np.float64),
+        "step": steps,
+        "pc": pcs,
+        "token": first["token"].values,
+        "feature": feature,
+        "feature_sequence": ("feature", np.repeat(np.arange(n_sequences), n_tokens)),
+        "feature_token": ("feature", np.tile(first["token"].values, n_sequences)),
+        "predictor": predictor_labels,
+    }
+    if seeds is not None:
+        coords[SEED] = np.array(seeds, dtype=np.int64)
     return xr.Dataset(
         {
-            "trajectory": (("M", "step", "pc"), trajectory),
+            "trajectory": trajectory,
             "explained_variance_ratio": ("pc", pca.explained_variance_ratio_),
             "components": (("pc", "feature"), pca.components_),
             "token_loadings": (("pc", "token"), loadings),
             "mean": ("feature", pca.mean_),
             "predictor_projection": (("predictor", "pc"), projection),
         },
-        coords={
-            "M": np.array(M_values, dtype=np.float64),
-            "step": steps,
-            "pc": pcs,
-            "token": first["token"].values,
-            "feature": feature,
-            "feature_sequence": ("feature", np.repeat(np.arange(n_sequences), n_tokens)),
-            "feature_token": ("feature", np.tile(first["token"].values, n_sequences)),
-            "predictor": predictor_labels,
-        },
+        coords=coords,
         attrs={key: value for key, value in baselines.attrs.items() if key in ("experiment", "config", "code_version")},
     )

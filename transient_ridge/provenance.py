@@ -3,6 +3,7 @@
 A stamp is a JSON-safe dict::
 
     {"git_commit": "4e51b1c…" | "unknown", "git_dirty": true | false | "unknown",
+     "git_diff_sha256": "…" | null | "unknown", "git_untracked": ["new_module.py"] | "unknown",
      "rule": "train" | "none (outside Snakemake)", "wildcards": {"exp": "mini", "M": "4"},
      "stage_settings_sha256": "…", "stage_settings_keys": ["data", "model", …],
      "versions": {"transient_ridge": …, "python": …, "torch": …, "numpy": …,
@@ -14,9 +15,21 @@ stage reads (``STAGE_SECTIONS`` in ``workflow/rules/common.smk``, through
 ``ExperimentConfig.fingerprint``), exactly what Snakemake's params trigger
 compares. Their SHA-256 is over ``json.dumps(settings, sort_keys=True)``.
 
+The checkout is dirty when it has tracked changes (``git diff HEAD``) or
+untracked files that ``.gitignore`` does not cover (a new module never
+``git add``-ed changes results as much as an edit does). ``git_diff_sha256`` is
+the SHA-256 of ``git diff HEAD --binary`` (``null`` without tracked changes), so
+two outputs made from the same uncommitted edit carry the same hash;
+``git_untracked`` lists the untracked paths (relative to the checkout's top level,
+at most ``MAX_UNTRACKED``, then a line counting the rest).
+
 The git lookup and the version lookup run once per process (a Snakemake job is
 one process), never per checkpoint. Outside a git checkout (an unpacked
-archive, a pip install) the commit and the dirty flag are ``"unknown"``.
+archive, a pip install) every git field is ``"unknown"``.
+
+This module imports nothing else of the package: :mod:`transient_ridge.store`
+stamps what it writes with :func:`current_stamp`, and a store's stamp is read
+here from its ``zarr.json`` (zarr format 3, the format ``store`` writes).
 
 Run ``python -m transient_ridge.provenance PATH`` to print the stamp of a
 figure (``.png`` / ``.pdf``), a zarr store or a ``claims.json``.
@@ -36,12 +49,13 @@ import sys
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "PNG_KEY",
     "PDF_KEY",
     "ProvenanceError",
+    "GitState",
     "git_state",
     "software_versions",
     "start_job",
@@ -56,6 +70,7 @@ PDF_KEY = "Subject"  # a standard PDF info key (matplotlib warns on non-standard
 PACKAGES = ("transient-ridge", "torch", "numpy", "xarray", "zarr", "snakemake")
 OUTSIDE_SNAKEMAKE = "none (outside Snakemake)"
 UNKNOWN = "unknown"
+MAX_UNTRACKED = 50  # untracked paths listed in a stamp; more are counted
 
 _job: dict[str, Any] = {}
 
@@ -64,9 +79,34 @@ class ProvenanceError(ValueError):
     """A path that carries no provenance stamp (or is not a figure or store)."""
 
 
+class GitState(NamedTuple):
+    """The checkout an output was made from.
+
+    ``commit``: ``HEAD``; ``dirty``: tracked changes or untracked (not ignored) files;
+    ``diff_sha256``: SHA-256 of ``git diff HEAD --binary``, ``None`` without tracked changes;
+    ``untracked``: untracked paths relative to the top level. Every field is
+    ``"unknown"`` outside a git checkout.
+    """
+
+    commit: str
+    dirty: bool | str
+    diff_sha256: str | None
+    untracked: tuple[str, ...] | str
+
+
+UNKNOWN_GIT = GitState(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN)
+
+
+def _listed(paths: list[str], limit: int = MAX_UNTRACKED) -> tuple[str, ...]:
+    """``paths`` cut to ``limit`` entries, the rest counted in a last entry."""
+    if len(paths) <= limit:
+        return tuple(paths)
+    return (*paths[:limit], f"... and {len(paths) - limit} more")
+
+
 @functools.lru_cache(maxsize=None)
-def git_state(directory: str | None = None) -> tuple[str, bool | str]:
-    """``(commit, dirty)`` of the checkout holding this package; ``("unknown", "unknown")`` if none.
+def git_state(directory: str | None = None) -> GitState:
+    """The :class:`GitState` of the checkout holding this package (``directory``: its folder).
 
     The package directory must be ``<toplevel>/transient_ridge`` of the checkout,
     so a copy installed into a virtual environment that happens to live inside
@@ -74,20 +114,25 @@ def git_state(directory: str | None = None) -> tuple[str, bool | str]:
     """
     package = Path(directory) if directory else Path(__file__).resolve().parent
 
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(package), *args], capture_output=True, text=True, check=True, timeout=30
-        ).stdout.strip()
+    def git(*args: str, where: Path = package) -> bytes:
+        return subprocess.run(["git", "-C", str(where), *args], capture_output=True, check=True, timeout=60).stdout
 
     try:
-        toplevel = Path(git("rev-parse", "--show-toplevel")).resolve()
+        toplevel = Path(git("rev-parse", "--show-toplevel").decode().strip()).resolve()
         if toplevel / package.name != package.resolve():
-            return UNKNOWN, UNKNOWN
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+            return UNKNOWN_GIT
+        commit = git("rev-parse", "HEAD", where=toplevel).decode().strip()
+        diff = git("diff", "HEAD", "--binary", "--no-ext-diff", "--no-color", where=toplevel)
+        untracked = git("ls-files", "--others", "--exclude-standard", "-z", where=toplevel).decode()
     except (OSError, subprocess.SubprocessError):
-        return UNKNOWN, UNKNOWN
-    return commit, dirty
+        return UNKNOWN_GIT
+    paths = sorted(path for path in untracked.split("\0") if path)
+    return GitState(
+        commit=commit,
+        dirty=bool(diff) or bool(paths),
+        diff_sha256=hashlib.sha256(diff).hexdigest() if diff else None,
+        untracked=_listed(paths),
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,11 +172,13 @@ def start_job(smk: Any) -> None:
 
 def current_stamp() -> dict[str, Any]:
     """The stamp for an output written now by this process."""
-    commit, dirty = git_state()
+    git = git_state()
     settings = _job.get("settings", {})
     return {
-        "git_commit": commit,
-        "git_dirty": dirty,
+        "git_commit": git.commit,
+        "git_dirty": git.dirty,
+        "git_diff_sha256": git.diff_sha256,
+        "git_untracked": git.untracked if isinstance(git.untracked, str) else list(git.untracked),
         "rule": _job.get("rule", OUTSIDE_SNAKEMAKE),
         "wildcards": dict(_job.get("wildcards", {})),
         "stage_settings_keys": sorted(settings) if isinstance(settings, Mapping) else [],
@@ -198,9 +245,11 @@ def _read_png(path: Path) -> dict[str, Any]:
 
 
 def _read_store(path: Path) -> dict[str, Any]:
-    from .store import open_dataset
-
-    attrs = open_dataset(path, load=False).attrs
+    """The stamp in a zarr (format 3) group's attributes, read from its ``zarr.json``."""
+    try:
+        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError) as error:
+        raise ProvenanceError(f"{path}: its zarr.json cannot be read as zarr group metadata ({error})") from error
     if "provenance" not in attrs:
         raise ProvenanceError(f"{path}: the store has no 'provenance' attribute (written before provenance stamps existed?)")
     stamp = dict(attrs["provenance"])

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["configure_logging", "claim_device", "set_threads"]
+__all__ = ["configure_logging", "claim_device", "set_threads", "one_line"]
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """``"Type: message"`` of an exception on one line (whitespace folded, cut to ``limit`` characters).
+
+    For error messages that quote a library's error inside their own: tarfile,
+    zarr and torch put newlines and whole option lists into theirs.
+    """
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text if len(text) <= limit else text[: limit - 1] + '…'}"
 
 
 def configure_logging(log_path: str | Path | None, level: int = logging.INFO) -> None:

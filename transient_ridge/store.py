@@ -23,11 +23,16 @@ import xarray as xr
 
 from . import __version__
 from .provenance import current_stamp
+from .runtime import one_line
 
-__all__ = ["ZARR_FORMAT", "write_dataset", "open_dataset", "provenance_attrs", "replace_directory"]
+__all__ = ["ZARR_FORMAT", "StoreError", "write_dataset", "open_dataset", "provenance_attrs", "replace_directory"]
 
 ZARR_FORMAT = 3
 CONSOLIDATED = False
+
+
+class StoreError(RuntimeError):
+    """A zarr store that exists but cannot be read (truncated, damaged or not a store)."""
 
 
 def provenance_attrs(experiment: str, config_json: str) -> dict[str, Any]:
@@ -70,9 +75,13 @@ def write_dataset(dataset: xr.Dataset, path: str | Path) -> None:
 
     The ``provenance`` attribute is set to this process's stamp, replacing one
     copied from an input store (evaluate and pca start from their inputs' attrs).
+    Temporaries of ``path`` left by a killed writer are removed first (Snakemake
+    runs one job per output, so no other writer of ``path`` is running).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed writer (one job writes a path)
+        shutil.rmtree(stale, ignore_errors=True)
     temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     dataset = dataset.copy()
     dataset.attrs = _clean_attrs({**dataset.attrs, "provenance": current_stamp()})
@@ -88,12 +97,23 @@ def write_dataset(dataset: xr.Dataset, path: str | Path) -> None:
 
 
 def open_dataset(path: str | Path, *, load: bool = True) -> xr.Dataset:
-    """Open a store written by :func:`write_dataset` (loaded into memory unless ``load=False``)."""
+    """Open a store written by :func:`write_dataset` (loaded into memory unless ``load=False``).
+
+    Raises ``FileNotFoundError`` when there is no store and :class:`StoreError` (one
+    line: the path, the cause and the way out) when it cannot be read. With
+    ``load=False`` only the metadata is read here; damaged chunks show later.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no zarr store at {path}; build it with snakemake first")
-    with warnings.catch_warnings():
-        # Snakemake marks directory() outputs with a `.snakemake_timestamp` file that zarr does not know.
-        warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
-        dataset = xr.open_zarr(path, zarr_format=ZARR_FORMAT, consolidated=CONSOLIDATED)
-        return dataset.load() if load else dataset
+    try:
+        with warnings.catch_warnings():
+            # Snakemake marks directory() outputs with a `.snakemake_timestamp` file that zarr does not know.
+            warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
+            dataset = xr.open_zarr(path, zarr_format=ZARR_FORMAT, consolidated=CONSOLIDATED)
+            return dataset.load() if load else dataset
+    except Exception as error:  # zarr, numcodecs and json each raise their own kind on a damaged file
+        raise StoreError(
+            f"{path}: cannot read this zarr store ({one_line(error)}); it is truncated or damaged. "
+            f"Delete it and rerun Snakemake, which rebuilds it: rm -r {path}"
+        ) from error

@@ -1,6 +1,6 @@
 """Training one run (one task diversity M): Adam, stateless batches, checkpoints, exact resume.
 
-Layout of a run directory ``runs/M{M}/``::
+Layout of a run directory ``runs/M{M}/`` (``runs/M{M}/s{seed}/`` in an experiment with a seed axis)::
 
     .resume/state.pt          latest full state (model, optimizer, step); never a declared output
     .resume/checkpoints/      weights at the kept checkpoint steps, written as training goes
@@ -29,7 +29,7 @@ import torch
 import xarray as xr
 
 from .checkpoint import atomic_torch_save, checkpoint_path, save_checkpoint
-from .config import ExperimentConfig
+from .config import ExperimentConfig, format_task_count
 from .data import sample_batch, task_set
 from .model import InContextRegressionTransformer, ModelConfig
 from .precision import training_precision
@@ -207,7 +207,12 @@ def _predictions_dataset(
             "ood_sequence": np.arange(arrays["pred_ood"].shape[1]),
             "id_sequence": np.arange(arrays["pred_id"].shape[1]),
         },
-        attrs={"M": float(M), "precision": cfg.training.precision, **provenance_attrs(cfg.name, cfg.to_json())},
+        attrs={
+            "M": float(M),
+            "seed": int(cfg.seeds.train),
+            "precision": cfg.training.precision,
+            **provenance_attrs(cfg.name, cfg.to_json()),
+        },
     )
 
 
@@ -223,9 +228,11 @@ def train_run(
 ) -> None:
     """Train the model for task diversity ``M`` and write its checkpoints and predictions.
 
-    Resumes from ``run_dir/.resume/state.pt`` when it exists and was written
-    by the same experiment config; the result is then bit-identical (on CPU,
-    same thread count) to an uninterrupted run.
+    ``cfg`` holds one seed per source (an experiment with a seed axis is narrowed
+    to one train seed first: ``cfg.for_seed(seed)``). Resumes from
+    ``run_dir/.resume/state.pt`` when it exists and was written by the same
+    settings; the result is then bit-identical (on CPU, same thread count) to an
+    uninterrupted run.
 
     Args:
         tasks: the nested task sequence ``(Mmax, D)``.
@@ -238,123 +245,214 @@ def train_run(
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (names M and the step).
+        ConfigError: ``cfg`` still lists several seeds.
     """
+    cfg.seeds.require_single(f"training run M={format_task_count(M)}")
     with training_precision(cfg.training.precision, device) as autocast:
-        _train_run(cfg, M, tasks, probes, run_dir, device=device, stop_after=stop_after, autocast=autocast)
+        _train_run(cfg, M, tasks, probes, run_dir, device=torch.device(device), stop_after=stop_after, autocast=autocast)
 
 
-def _train_run(
-    cfg: ExperimentConfig,
-    M: float,
-    tasks: np.ndarray,
-    probes: ProbeInputs,
-    run_dir: str | Path,
-    *,
-    device: torch.device | str,
-    stop_after: int | None,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-) -> None:
-    """The body of :func:`train_run`; ``autocast()`` gives the context of each step's forward pass."""
-    run_dir = Path(run_dir)
-    resume_dir = run_dir / ".resume"
-    staged_checkpoints = resume_dir / "checkpoints"
-    staged_predictions = resume_dir / "predictions"
-    state_path = resume_dir / "state.pt"
-    train_cfg = cfg.training
-    total = train_cfg.steps
-    record_steps = set(checkpoint_steps(total, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count).tolist())
-    keep_weights = set(
-        weight_steps(np.array(sorted(record_steps)), cfg.checkpoints.weights_every).tolist()
-    )
-    config_json = cfg.to_json()
-    fingerprint = cfg.run_fingerprint(TRAINING_SECTIONS, M)
-    label = f"M={'inf' if math.isinf(M) else int(M)}"
+@dataclass(frozen=True)
+class _RunFiles:
+    """Where a run keeps its resume state (``.resume/``) and its declared outputs."""
 
-    device = torch.device(device)
+    run_dir: Path
 
-    def new_optimizer(parameters):  # fused Adam on CUDA: one kernel for all parameters
-        fused = {"fused": True} if device.type == "cuda" else {}
-        return torch.optim.Adam(
-            parameters, lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay, **fused
+    @property
+    def resume_dir(self) -> Path:
+        return self.run_dir / ".resume"
+
+    @property
+    def state(self) -> Path:
+        return self.resume_dir / "state.pt"
+
+    @property
+    def staged_checkpoints(self) -> Path:
+        return self.resume_dir / "checkpoints"
+
+    @property
+    def staged_predictions(self) -> Path:
+        return self.resume_dir / "predictions"
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """What one run does: its settings, the steps it records and the steps whose weights it keeps."""
+
+    cfg: ExperimentConfig
+    M: float
+    record_steps: frozenset[int]
+    keep_weights: frozenset[int]
+    fingerprint: str
+    label: str
+
+    @classmethod
+    def of(cls, cfg: ExperimentConfig, M: float) -> _RunPlan:
+        record = checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count)
+        keep = weight_steps(np.array(sorted(record.tolist())), cfg.checkpoints.weights_every)
+        return cls(
+            cfg=cfg,
+            M=M,
+            record_steps=frozenset(record.tolist()),
+            keep_weights=frozenset(keep.tolist()),
+            fingerprint=cfg.run_fingerprint(TRAINING_SECTIONS, M),
+            label=f"M={format_task_count(M)}",
         )
 
-    model = init_model(cfg, M).to(device)
-    optimizer = new_optimizer(model.parameters())
-    step = 0
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state.get("fingerprint") == fingerprint and state["M"] == float(M):
+
+def _new_optimizer(model: torch.nn.Module, cfg: ExperimentConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam with the experiment's settings; fused on CUDA (one kernel for all parameters)."""
+    train_cfg = cfg.training
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.Adam(
+        model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay, **fused
+    )
+
+
+def _fresh_start(plan: _RunPlan, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
+    model = init_model(plan.cfg, plan.M).to(device)
+    return model, _new_optimizer(model, plan.cfg, device), 0
+
+
+def _resume(
+    plan: _RunPlan, files: _RunFiles, device: torch.device
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
+    """The model, optimizer and step to continue from, and a clean ``.resume/`` to continue in.
+
+    The saved state counts only when it was written with this run's settings
+    (``plan.fingerprint``) and all the weights it should have kept are still
+    staged; otherwise ``.resume/`` is discarded and the run starts afresh. Staged
+    weights after the resumed step (written after the state) are removed.
+    """
+    model, optimizer, step = _fresh_start(plan, device)
+    if files.state.exists():
+        state = torch.load(files.state, map_location=device, weights_only=False)
+        if state.get("fingerprint") == plan.fingerprint and state["M"] == float(plan.M):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             step = int(state["step"])
-            expected = {s for s in keep_weights if s <= step}
-            present = {int(p.stem.split("_")[1]) for p in staged_checkpoints.glob("step_*.pt")}
+            expected = {s for s in plan.keep_weights if s <= step}
+            present = {int(p.stem.split("_")[1]) for p in files.staged_checkpoints.glob("step_*.pt")}
             if not expected <= present:
                 # killed while finishing (weights already moved away): the state alone is not enough
-                log.warning("%s: resume state lacks checkpoints %s; starting afresh", label, sorted(expected - present)[:5])
-                shutil.rmtree(resume_dir)
-                model = init_model(cfg, M).to(device)
-                optimizer = new_optimizer(model.parameters())
-                step = 0
+                log.warning(
+                    "%s: resume state lacks checkpoints %s; starting afresh", plan.label, sorted(expected - present)[:5]
+                )
+                shutil.rmtree(files.resume_dir)
+                model, optimizer, step = _fresh_start(plan, device)
             else:
-                log.info("%s: resuming from step %d (%s)", label, step, state_path)
+                log.info("%s: resuming from step %d (%s)", plan.label, step, files.state)
         else:
-            log.warning("%s: resume state %s was written by another config; starting afresh", label, state_path)
-            shutil.rmtree(resume_dir)
-    elif resume_dir.exists():
-        shutil.rmtree(resume_dir)  # killed before the first state was saved
-    staged_checkpoints.mkdir(parents=True, exist_ok=True)
-    staged_predictions.mkdir(parents=True, exist_ok=True)
-    for stale in staged_checkpoints.glob("step_*.pt"):
+            log.warning("%s: resume state %s was written by another config; starting afresh", plan.label, files.state)
+            shutil.rmtree(files.resume_dir)
+    elif files.resume_dir.exists():
+        shutil.rmtree(files.resume_dir)  # killed before the first state was saved
+    files.staged_checkpoints.mkdir(parents=True, exist_ok=True)
+    files.staged_predictions.mkdir(parents=True, exist_ok=True)
+    for stale in files.staged_checkpoints.glob("step_*.pt"):
         if int(stale.stem.split("_")[1]) > step:
             stale.unlink()
-    records: dict[int, dict[str, np.ndarray]] = {}
-    task_tensor = None if task_set(tasks, M) is None else torch.as_tensor(task_set(tasks, M), dtype=torch.float32, device=device)
-    eval_batch = cfg.evaluation.batch_size
-    probe_tensors = {  # moved to the device once, not at every checkpoint
-        name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
-        for name, x, y in (
-            ("pred_root", probes.root_x, probes.root_y),
-            ("pred_ood", probes.ood_x, probes.ood_y),
-            ("pred_id", probes.id_x, probes.id_y),
-        )
-    }
+    return model, optimizer, step
 
-    def record(at_step: int) -> None:
-        records[at_step] = _predict_probes(model, probe_tensors, eval_batch)
-        if at_step in keep_weights and not checkpoint_path(staged_checkpoints, at_step).exists():
+
+class _Recorder:
+    """The checkpoint part of a run: probe predictions and weights at the scheduled steps,
+    the resume state, and the declared outputs once the run is complete."""
+
+    def __init__(
+        self,
+        plan: _RunPlan,
+        files: _RunFiles,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        probes: ProbeInputs,
+        device: torch.device,
+    ) -> None:
+        self.plan, self.files, self.model, self.optimizer = plan, files, model, optimizer
+        self.records: dict[int, dict[str, np.ndarray]] = {}
+        self.config_json = plan.cfg.to_json()
+        self.probe_tensors = {  # moved to the device once, not at every checkpoint
+            name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
+            for name, x, y in (
+                ("pred_root", probes.root_x, probes.root_y),
+                ("pred_ood", probes.ood_x, probes.ood_y),
+                ("pred_id", probes.id_x, probes.id_y),
+            )
+        }
+
+    def record(self, step: int) -> None:
+        """Predict every probe set at ``step``, and stage the weights when ``step`` keeps them."""
+        self.records[step] = _predict_probes(self.model, self.probe_tensors, self.plan.cfg.evaluation.batch_size)
+        path = checkpoint_path(self.files.staged_checkpoints, step)
+        if step in self.plan.keep_weights and not path.exists():
             save_checkpoint(
-                checkpoint_path(staged_checkpoints, at_step),
-                model,
-                step=at_step,
-                M=M,
-                experiment_config=config_json,
-                precision=train_cfg.precision,
+                path,
+                self.model,
+                step=step,
+                M=self.plan.M,
+                experiment_config=self.config_json,
+                precision=self.plan.cfg.training.precision,
             )
 
-    def save_state(at_step: int) -> None:
-        _flush_predictions(staged_predictions, records)
+    def save_state(self, step: int) -> None:
+        """Flush the predictions recorded so far and write the full state to resume from."""
+        _flush_predictions(self.files.staged_predictions, self.records)
         atomic_torch_save(
             {
-                "step": at_step,
-                "M": float(M),
-                "fingerprint": fingerprint,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "M": float(self.plan.M),
+                "fingerprint": self.plan.fingerprint,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
             },
-            state_path,
+            self.files.state,
         )
 
-    if step == 0:
-        record(0)
-        save_state(0)
+    def finish(self) -> None:
+        """Write ``predictions.zarr``, move the weights to ``checkpoints/`` and drop ``.resume/``."""
+        plan, files = self.plan, self.files
+        total = plan.cfg.training.steps
+        arrays = _load_predictions(files.staged_predictions, total)
+        missing = sorted(plan.record_steps - set(arrays["step"].tolist()))
+        if missing:
+            raise RuntimeError(
+                f"{plan.label}: predictions missing at steps {missing[:5]}…; delete {files.resume_dir} and rerun"
+            )
+        write_dataset(_predictions_dataset(arrays, plan.cfg, plan.M), files.run_dir / "predictions.zarr")
+        replace_directory(files.staged_checkpoints, files.run_dir / "checkpoints")
+        shutil.rmtree(files.resume_dir)
+        log.info(
+            "%s: done, %d checkpoints recorded, %d with weights", plan.label, len(plan.record_steps), len(plan.keep_weights)
+        )
+
+
+def _train_loop(
+    plan: _RunPlan,
+    recorder: _Recorder,
+    tasks: np.ndarray,
+    step: int,
+    *,
+    device: torch.device,
+    stop_after: int | None,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> bool:
+    """Train from ``step`` to ``training.steps``, recording and saving state on schedule.
+
+    Returns whether the run reached its last step (``False`` when ``stop_after`` stopped it).
+    """
+    cfg, M, label = plan.cfg, plan.M, plan.label
+    train_cfg = cfg.training
+    total = train_cfg.steps
+    model, optimizer = recorder.model, recorder.optimizer
+    task_array = task_set(tasks, M)
+    task_tensor = None if task_array is None else torch.as_tensor(task_array, dtype=torch.float32, device=device)
     model.train()
     started = time.perf_counter()
     started_step = step
     loss_sum, loss_count = 0.0, 0
     while step < total:
         if stop_after is not None and step >= stop_after:
-            return
+            return False
         x, y = sample_batch(
             task_tensor,
             seed=cfg.seeds.train,
@@ -370,20 +468,20 @@ def _train_run(
             group["lr"] = lr
         loss = train_step(model, optimizer, x, y, autocast)
         step += 1
-        if step in record_steps or step % train_cfg.log_every == 0 or step == total:
+        if step in plan.record_steps or step % train_cfg.log_every == 0 or step == total:
             loss_value = float(loss.detach())  # synchronises with the device: only now and then
             if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
                     f"training {label} diverged at step {step}: loss={loss_value}. "
                     f"Lower training.lr (now {train_cfg.lr}) or check the data settings; "
-                    f"the last good state is kept in {resume_dir}"
+                    f"the last good state is kept in {recorder.files.resume_dir}"
                 )
             loss_sum += loss_value
             loss_count += 1
-        if step in record_steps:
-            record(step)
+        if step in plan.record_steps:
+            recorder.record(step)
         if step % train_cfg.resume_every == 0 or step == total:
-            save_state(step)
+            recorder.save_state(step)
         if step % train_cfg.log_every == 0 or step == total:
             elapsed = time.perf_counter() - started
             rate = (step - started_step) / max(elapsed, 1e-9)
@@ -398,12 +496,27 @@ def _train_run(
                 (total - step) / max(rate, 1e-9),
             )
             loss_sum, loss_count = 0.0, 0
+    return True
 
-    arrays = _load_predictions(staged_predictions, total)
-    missing = sorted(record_steps - set(arrays["step"].tolist()))
-    if missing:
-        raise RuntimeError(f"{label}: predictions missing at steps {missing[:5]}…; delete {resume_dir} and rerun")
-    write_dataset(_predictions_dataset(arrays, cfg, M), run_dir / "predictions.zarr")
-    replace_directory(staged_checkpoints, run_dir / "checkpoints")
-    shutil.rmtree(resume_dir)
-    log.info("%s: done, %d checkpoints recorded, %d with weights", label, len(record_steps), len(keep_weights))
+
+def _train_run(
+    cfg: ExperimentConfig,
+    M: float,
+    tasks: np.ndarray,
+    probes: ProbeInputs,
+    run_dir: str | Path,
+    *,
+    device: torch.device,
+    stop_after: int | None,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> None:
+    """The body of :func:`train_run`: resume (or start), train, and write the outputs when complete."""
+    plan = _RunPlan.of(cfg, M)
+    files = _RunFiles(Path(run_dir))
+    model, optimizer, step = _resume(plan, files, device)
+    recorder = _Recorder(plan, files, model, optimizer, probes, device)
+    if step == 0:
+        recorder.record(0)
+        recorder.save_state(0)
+    if _train_loop(plan, recorder, tasks, step, device=device, stop_after=stop_after, autocast=autocast):
+        recorder.finish()

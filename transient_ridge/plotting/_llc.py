@@ -28,7 +28,8 @@ from ._style import (
     set_log_y,
     set_step_axis,
 )
-from ._training import series, t_crit_index
+from ..seeds import SEED, seed_band, select_seed
+from ._training import BAND_ALPHA, band_handles, draw_series, series, t_crit_index
 
 __all__ = ["figF_llc_traces", "fig_llc_calibration", "fig_llc_over_time"]
 
@@ -202,14 +203,20 @@ def fig_llc_over_time(
     """LLC over training (top) above the in-distribution loss (bottom), per M."""
     fig = new_figure(SINGLE_WIDTH, 4.4)
     ax_llc, ax_loss = fig.subplots(2, 1, sharex=True)
-    table = read_estimates(llc)
-    steps = table.coords["step"]
-    spread = table["llc_sem"] if error == "sem" else table["llc_std"]
+    seeds = llc.sizes.get(SEED, 0)
+    steps = np.asarray(llc["step"].values)
     shown: set[str] = set()
-    for i in np.argsort(table.coords["M"]):
+    if seeds:  # the bands replace the per-estimate points
+        _draw_llc_seed_bands(ax_llc, llc, colors)
+        table, rows = None, []
+    else:
+        table = read_estimates(llc)
+        rows = np.argsort(table.coords["M"])
+    for i in rows:
         M = float(table.coords["M"][i])
         row = table["llc_mean"][i]
-        err = np.where(np.isfinite(spread[i]), spread[i], 0.0)
+        spread = table["llc_sem"][i] if error == "sem" else table["llc_std"][i]
+        err = np.where(np.isfinite(spread), spread, 0.0)
         status = table.status[i]
         sound = status == SOUND
         if sound.any():
@@ -234,7 +241,7 @@ def fig_llc_over_time(
     ax_llc.set_ylabel("LLC $\\hat\\lambda$")
     for M, ds in outputs.items():
         s, loss = series(ds, "loss_id", window)
-        ax_loss.plot(s, loss, color=colors[M], linewidth=0.8 if math.isinf(M) else 1.0, zorder=2)
+        loss = draw_series(ax_loss, s, loss, colors[M], M, zorder=2)
         j = t_crit_index(ds, s)
         if j is not None:
             ax_loss.plot(s[j], loss[j], color=colors[M], linestyle="none", zorder=4, **T_CRIT)
@@ -244,14 +251,18 @@ def fig_llc_over_time(
     set_step_axis(ax_loss)
     ax_llc.tick_params(labelbottom=False)
     add_m_legend(fig, [ax_llc, ax_loss], colors)
+    llc_label = "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains")
+    if seeds:
+        llc_label = "LLC (sound estimates only)"
     add_marker_legend(
         fig,
         {
-            "LLC ± " + ("s.e.m." if error == "sem" else "s.d. across chains"): proxy(dict(END, markersize=2.5), linestyle="-"),
+            llc_label: proxy(dict(END, markersize=2.5), linestyle="-"),
             "$t_{\\mathrm{crit}}$": proxy(T_CRIT),
+            **band_handles(outputs),
             **status_legend(shown),
         },
-        ncols=2,
+        ncols=1 if seeds else 2,
     )
     return fig
 
@@ -262,6 +273,24 @@ def status_legend(shown: set[str]) -> dict[str, Any]:
     if FAILED in shown:
         entries[FAILED_LABEL] = proxy(_FAILED)
     return entries
+
+
+def _draw_llc_seed_bands(ax: Axes, llc: xr.Dataset, colors: Mapping[float, Color]) -> None:
+    """Per M, the median over seeds of the sound estimates at each step, over a min–max band."""
+    per_seed = []
+    for seed in llc[SEED].values:
+        one = select_seed(llc, int(seed))
+        mean = one["llc_mean"].transpose("M", "step").values.astype(np.float64)
+        per_seed.append(np.where(estimate_statuses(one) == SOUND, mean, np.nan))
+    values = np.stack(per_seed)  # (seed, M, step)
+    steps = np.asarray(llc["step"].values)
+    for i in np.argsort(llc["M"].values):
+        M = float(llc["M"].values[i])
+        median, low, high = seed_band(values[:, i])
+        ok = np.isfinite(median)
+        if ok.any():
+            ax.fill_between(steps[ok], low[ok], high[ok], color=colors[M], alpha=BAND_ALPHA, linewidth=0, zorder=2)
+            ax.plot(steps[ok], median[ok], color=colors[M], linewidth=0.9, marker="o", markersize=2.5, zorder=3)
 
 
 def fig_llc_calibration(cal: xr.Dataset, colors: Mapping[float, Color]) -> Figure:

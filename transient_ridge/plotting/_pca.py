@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..seeds import SEED
 from ._inputs import parse_predictor_M
 from ._smooth import smooth
 from ._style import (
@@ -57,16 +58,27 @@ def draw_pca_pair(
     *,
     labels: bool = True,
 ) -> Handles:
-    """Every run's trajectory in the plane (pc_x, pc_y), start/end marked, predictors projected."""
-    traj = pca["trajectory"].sel(pc=[pc_x, pc_y]).transpose("M", "step", "pc")
-    for M, xy in zip(traj["M"].values, traj.values):
-        M = float(M)
+    """Every run's trajectory in the plane (pc_x, pc_y), start/end marked, predictors projected.
+
+    With a ``seed`` dim (runs of several train seeds, fitted jointly) every seed's
+    trajectory is drawn, in its M's colour.
+    """
+    trajectory = pca["trajectory"].sel(pc=[pc_x, pc_y])
+    seeds = pca.sizes.get(SEED, 0) if SEED in trajectory.dims else 0
+    if seeds:
+        traj = trajectory.transpose("M", SEED, "step", "pc")
+        paths = [(float(M), xy) for M, per_seed in zip(traj["M"].values, traj.values) for xy in per_seed]
+    else:
+        traj = trajectory.transpose("M", "step", "pc")
+        paths = [(float(M), xy) for M, xy in zip(traj["M"].values, traj.values)]
+    for M, xy in paths:
         xy = np.asarray(xy, dtype=np.float64)[np.isfinite(xy).all(axis=1)]
         if not len(xy):
             continue
         xy = smooth(xy, window, axis=0)
         color = colors[M]
-        ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=0.7 if math.isinf(M) else 0.9, zorder=2)
+        width = (0.7 if math.isinf(M) else 0.9) * (0.8 if seeds else 1.0)
+        ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=width, zorder=2)
         ax.plot(*xy[0], color=color, linestyle="none", zorder=4, **START)
         ax.plot(*xy[-1], color=color, linestyle="none", zorder=5, **END)
     proj = pca["predictor_projection"].sel(pc=[pc_x, pc_y]).transpose("predictor", "pc")
@@ -82,12 +94,15 @@ def draw_pca_pair(
         ax.set_ylabel(pc_label(pca, pc_y))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
-    return {
+    handles = {
         START_LABEL: proxy(START, markeredgecolor="0.4"),
         END_LABEL: proxy(END),
         "dMMSE$_M$": proxy(DMMSE),
         "ridge": proxy(RIDGE, color="black"),
     }
+    if seeds:
+        handles[f"one trajectory per seed ({seeds} seeds)"] = proxy({}, linestyle="-", linewidth=0.8)
+    return handles
 
 
 def figC_pca_pairs(pca: xr.Dataset, colors: Mapping[float, Color], window: int, max_pcs: int) -> Figure:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..provenance import PDF_KEY, PNG_KEY, current_stamp
+from ..seeds import seeds_of, select_seed
 from ._inputs import FigureInputs, FigureSettings, require_vars
 from ._llc import fig_llc_calibration, fig_llc_over_time, figF_llc_traces
 from ._pca import draw_pca_pair, figC_pca_pairs, figE_token_loadings, pcs
@@ -147,7 +149,7 @@ def _fig1(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Fig
     for ax, letter in ((ax_ood, "a"), (ax_dmmse, "b"), (ax_pca, "c")):
         panel_letter(ax, letter)
     add_m_legend(fig, [ax_ood, ax_dmmse, ax_ridge, ax_pca], colors)
-    add_marker_legend(fig, handles, ncols=len(handles))
+    add_marker_legend(fig, handles, ncols=len(handles) if len(handles) <= 6 else math.ceil(len(handles) / 3))
     return fig
 
 
@@ -183,7 +185,13 @@ def _figE(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Fig
 
 def _figF(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
     assert inputs.llc is not None
-    return figF_llc_traces(inputs.llc, inputs.llc_calibration, colors)
+    seeds = seeds_of(inputs.llc)
+    if seeds is None:
+        return figF_llc_traces(inputs.llc, inputs.llc_calibration, colors)
+    # traces are per estimate: those of the smallest train seed
+    fig = figF_llc_traces(select_seed(inputs.llc, seeds[0]), inputs.llc_calibration, colors)
+    fig.suptitle(f"train seed {seeds[0]} of {len(seeds)}", x=0.99, ha="right", fontsize="small")
+    return fig
 
 
 def _llc_calibration(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:

@@ -13,10 +13,11 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
 
 from ..llc import SOUND, final_estimate, read_estimates
+from ..seeds import SEED, seed_band, select_seed
 from ._llc import STATUS_MARKERS, status_legend
 from ._style import DMMSE, END, RIDGE, Color, proxy, set_log_y
 
-__all__ = ["MAxis", "draw_llc_vs_M", "draw_loss_vs_M", "final_llc"]
+__all__ = ["MAxis", "draw_llc_vs_M", "draw_loss_vs_M", "final_llc", "final_llc_over_seeds"]
 
 Handles = dict[str, Any]
 
@@ -119,16 +120,26 @@ def draw_loss_vs_M(
         ax.plot(fx, fy, color=color, linestyle=line_style, linewidth=0.9, zorder=3, **style)
         ax.plot(ix, iy, color=color, linestyle="none", zorder=3, **style)
     run_M = np.array(list(outputs), dtype=np.float64)
-    final = np.array([float(ds["loss_id"].isel(step=-1)) for ds in outputs.values()])
+    # (runs, seeds): one column without a seed axis
+    per_seed = [np.atleast_1d(ds["loss_id"].isel(step=-1).values).astype(np.float64) for ds in outputs.values()]
+    bands = [seed_band(v[:, None]) for v in per_seed]  # (median, min, max), each of shape (1,)
+    final, low, high = (np.array([band[k][0] for band in bands]) for k in range(3))
     (fx, fy), _ = _split(maxis, run_M, final)
     ax.plot(fx, fy, color="0.6", linewidth=0.8, zorder=4)
-    for M, value in zip(run_M, final):
-        ax.plot(maxis.position(M), value, color=colors[M], linestyle="none", zorder=5, **dict(END, markersize=5.0))
+    seeds = max(len(v) for v in per_seed) if per_seed else 0
+    for M, value, lo, hi in zip(run_M, final, low, high):
+        marker = dict(END, markersize=5.0)
+        if seeds > 1:
+            ax.errorbar(maxis.position(M), value, yerr=[[value - lo], [hi - value]], color=colors[M], ecolor=colors[M],
+                        elinewidth=0.8, linestyle="none", zorder=5, **marker)
+        else:
+            ax.plot(maxis.position(M), value, color=colors[M], linestyle="none", zorder=5, **marker)
     set_log_y(ax)
     ax.set_ylabel("final in-distribution loss")
     maxis.apply(ax)
+    label = f"transformer (end; median, bars min–max over {seeds} seeds)" if seeds > 1 else "transformer (end)"
     return {
-        "transformer (end)": proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8),
+        label: proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8),
         "dMMSE$_M$": proxy(dict(DMMSE, markersize=3.0), color="0.45", linestyle=":"),
         "ridge": proxy(dict(RIDGE, markersize=4.0), color="black", linestyle="--"),
     }
@@ -154,6 +165,20 @@ def final_llc(llc: xr.Dataset, error: str) -> dict[float, tuple[float, float, An
     return result
 
 
+def final_llc_over_seeds(llc: xr.Dataset) -> dict[float, tuple[float, float, float]]:
+    """``M → (median, min, max)`` over seeds of :func:`final_llc` of each seed's ``llc.zarr`` view.
+
+    Seeds without a sound final estimate for an M are left out of its numbers; an M
+    without any is left out.
+    """
+    values: dict[float, list[float]] = {}
+    for seed in llc[SEED].values:
+        for M, (value, _err, _step, status) in final_llc(select_seed(llc, int(seed)), "std").items():
+            if status == SOUND:
+                values.setdefault(M, []).append(value)
+    return {M: (float(np.median(v)), float(np.min(v)), float(np.max(v))) for M, v in sorted(values.items())}
+
+
 def draw_llc_vs_M(
     ax: Axes, maxis: MAxis, llc: xr.Dataset, colors: Mapping[float, Color], error: str
 ) -> Handles:
@@ -161,8 +186,16 @@ def draw_llc_vs_M(
 
     Estimates that are not sound (not converged, unreliable) are drawn with their
     status marker (``_llc.STATUS_MARKERS``) around the point and stay off the line.
+    With a ``seed`` dim: the median over seeds of the sound final estimates, error bars
+    from the smallest to the largest seed.
     """
-    final = final_llc(llc, error)
+    if SEED in llc.dims:
+        band = final_llc_over_seeds(llc)
+        seeds = llc.sizes[SEED]
+        final = {M: (median, (median - low, high - median), None, SOUND) for M, (median, low, high) in band.items()}
+    else:
+        seeds = 0
+        final = final_llc(llc, error)
     Ms = np.array(sorted(final), dtype=np.float64)
     values = np.array([final[m][0] for m in Ms])
     sound = np.array([final[m][3] == SOUND for m in Ms], dtype=bool)
@@ -171,15 +204,17 @@ def draw_llc_vs_M(
     shown: set[str] = set()
     for M in Ms:
         value, err, _step, status = final[M]
+        yerr = [[err[0]], [err[1]]] if isinstance(err, tuple) else err
         ax.errorbar(
-            maxis.position(M), value, yerr=err, color=colors[M], ecolor=colors[M],
+            maxis.position(M), value, yerr=yerr, color=colors[M], ecolor=colors[M],
             elinewidth=0.8, linestyle="none", zorder=5, **dict(END, markersize=5.0),
         )
         if status in STATUS_MARKERS:
             shown.add(status)
             ax.plot(maxis.position(M), value, linestyle="none", zorder=6,
                     **{**STATUS_MARKERS[status][0], "markersize": 9.0}, markeredgecolor=colors[M])
-    handles: Handles = {"transformer (end)": proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8)}
+    label = f"transformer (end; median, bars min–max over {seeds} seeds)" if seeds else "transformer (end)"
+    handles: Handles = {label: proxy(dict(END, markersize=5.0), linestyle="-", linewidth=0.8)}
     if math.inf in final:
         ax.axhline(final[math.inf][0], color="black", linestyle="--", linewidth=0.9, zorder=2)
         handles["LLC at $M$ = ∞"] = proxy({}, color="black", linestyle="--")

@@ -1,17 +1,17 @@
-# Per-checkpoint metrics per run, and the joint trajectory PCA of all runs.
+# Per-checkpoint metrics per run, and the joint trajectory PCA of all runs (and seeds).
 
 
 rule evaluate:
     input:
-        predictions="results/{exp}/runs/M{M}/predictions.zarr",
+        predictions="results/{exp}/runs/{run}/predictions.zarr",
         tasks=get_tasks_store,
         baselines=get_baselines_store,
     output:
-        directory("results/{exp}/runs/M{M}/outputs.zarr"),
+        directory("results/{exp}/runs/{run}/outputs.zarr"),
     log:
-        "logs/{exp}/evaluate/M{M}.log",
+        "logs/{exp}/evaluate/{run}.log",
     benchmark:
-        "results/{exp}/benchmarks/evaluate/M{M}.tsv"
+        "results/{exp}/benchmarks/evaluate/{run}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     script:

@@ -9,7 +9,7 @@ def archive_inputs(weights):
     """Everything the archive holds must be built first: the experiment's targets (and weights)."""
 
     def inputs(wildcards):
-        weight_folders = [f"{run_dir(wildcards.exp, M)}/checkpoints" for M in run_labels(wildcards.exp)]
+        weight_folders = [f"{run_dir(wildcards.exp, run)}/checkpoints" for run in run_labels(wildcards.exp)]
         return [*experiment_targets(wildcards.exp), *(weight_folders if weights else [])]
 
     return inputs

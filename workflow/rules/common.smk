@@ -5,8 +5,10 @@ from pathlib import Path
 from transient_ridge.config import (
     ConfigError,
     ExperimentConfig,
+    check_experiment,
     format_task_count,
     parse_task_count,
+    run_label,
     validate_config,
 )
 from transient_ridge.llc import LLC_RUN_SECTIONS
@@ -24,25 +26,16 @@ EXPERIMENTS = {
 }
 
 
-def _check_calibration(experiment):
-    calibration = experiment.llc.calibration
-    if calibration is None:
-        return
-    unknown = [m for m in calibration.M if m not in experiment.data.M]
-    if unknown:
-        raise ConfigError(
-            f"experiments.{experiment.name}.llc.calibration.M: {[format_task_count(m) for m in unknown]} "
-            f"are not in data.M {[format_task_count(m) for m in experiment.data.M]}"
-        )
-
-
 for _experiment in EXPERIMENTS.values():
-    _check_calibration(_experiment)
+    check_experiment(_experiment)  # checks across sections (calibration runs, PCA size)
 
 
+# A run is one M (runs/M16/) or, in an experiment with a list of train seeds, one
+# (M, seed) pair (runs/M16/s3/); its rules take the one wildcard `run`.
 wildcard_constraints:
     exp="[A-Za-z][A-Za-z0-9_]*",
     M="[0-9]+|inf",
+    run="M([0-9]+|inf)(/s[0-9]+)?",
 
 
 # ---- experiment lookups ------------------------------------------------------
@@ -72,23 +65,41 @@ def stage_settings(stage):
     return settings
 
 
-def run_settings(stage):
-    """Like :func:`stage_settings`, for per-run rules: the settings of ``for_run(M)``.
+def calibration_settings(wildcards):
+    """The llc_calibration params: its sections for the calibration seed alone, so adding a seed changes nothing."""
+    cfg = EXPERIMENTS[wildcards.exp]
+    return json.loads(cfg.for_seed(calibration_seed(wildcards.exp)).fingerprint(STAGE_SECTIONS["llc_calibration"]))
 
-    ``data.M`` is the run's own M, so adding an M to the grid leaves every other
-    run's params unchanged and Snakemake's params trigger fires only for the new run.
+
+def run_settings(stage):
+    """Like :func:`stage_settings`, for per-run rules: the settings of ``for_run(M, seed)``.
+
+    ``data.M`` is the run's own M and the seeds its own seeds, so adding an M to
+    the grid (or a seed to ``seeds.train``) leaves every other run's params
+    unchanged and Snakemake's params trigger fires only for the new runs. Rules
+    with the wildcard ``M`` instead of ``run`` (run_tasks) narrow the grid only.
     """
 
     def settings(wildcards):
         cfg = EXPERIMENTS[wildcards.exp]
-        return json.loads(cfg.run_fingerprint(STAGE_SECTIONS[stage], parse_task_count(wildcards.M)))
+        if hasattr(wildcards, "run"):
+            M, seed = cfg.parse_run(wildcards.run)
+        else:
+            M, seed = parse_task_count(wildcards.M), None
+        return json.loads(cfg.run_fingerprint(STAGE_SECTIONS[stage], M, seed))
 
     return settings
 
 
 def run_labels(exp):
-    """Run labels of an experiment: ['1', '4', ..., 'inf']."""
-    return [format_task_count(m) for m in EXPERIMENTS[exp].data.M]
+    """Every run of an experiment, as its folder under runs/: ['M1', ..., 'Minf'] or ['M1/s1', 'M1/s2', ...]."""
+    return EXPERIMENTS[exp].run_labels()
+
+
+def calibration_seed(exp):
+    """The train seed whose runs the LLC calibration measures: the first one (None without a seed axis)."""
+    seeds = EXPERIMENTS[exp].seeds
+    return seeds.train_seeds[0] if seeds.has_seed_axis else None
 
 
 def has_calibration(exp):
@@ -111,16 +122,17 @@ def baselines_store(exp):
     return f"results/{exp}/baselines.zarr"
 
 
-def run_dir(exp, M):
-    return f"results/{exp}/runs/M{M}"
+def run_dir(exp, run):
+    """A run's folder; ``run`` is its label (``M16``, or ``M16/s3`` with a seed axis)."""
+    return f"results/{exp}/runs/{run}"
 
 
-def outputs_store(exp, M):
-    return f"{run_dir(exp, M)}/outputs.zarr"
+def outputs_store(exp, run):
+    return f"{run_dir(exp, run)}/outputs.zarr"
 
 
-def llc_run_store(exp, M):
-    return f"{run_dir(exp, M)}/llc.zarr"
+def llc_run_store(exp, run):
+    return f"{run_dir(exp, run)}/llc.zarr"
 
 
 def pca_store(exp):
@@ -152,7 +164,9 @@ def get_tasks_store(wildcards):
 
 
 def get_run_tasks_store(wildcards):
-    return run_tasks_store(wildcards.exp, wildcards.M)
+    """The run's task data: one store per M, shared by every seed of that M."""
+    M, _ = EXPERIMENTS[wildcards.exp].parse_run(wildcards.run)
+    return run_tasks_store(wildcards.exp, format_task_count(M))
 
 
 def get_baselines_store(wildcards):
@@ -160,18 +174,18 @@ def get_baselines_store(wildcards):
 
 
 def get_outputs_stores(wildcards):
-    return [outputs_store(wildcards.exp, M) for M in run_labels(wildcards.exp)]
+    return [outputs_store(wildcards.exp, run) for run in run_labels(wildcards.exp)]
 
 
 def get_llc_run_stores(wildcards):
-    return [llc_run_store(wildcards.exp, M) for M in run_labels(wildcards.exp)]
+    return [llc_run_store(wildcards.exp, run) for run in run_labels(wildcards.exp)]
 
 
 def get_llc_run_inputs(wildcards):
     """A run's checkpoints and tasks, plus the calibration store when llc.epsilon is "auto"."""
     inputs = {
-        "checkpoints": f"{run_dir(wildcards.exp, wildcards.M)}/checkpoints",
-        "tasks": run_tasks_store(wildcards.exp, wildcards.M),
+        "checkpoints": f"{run_dir(wildcards.exp, wildcards.run)}/checkpoints",
+        "tasks": get_run_tasks_store(wildcards),
     }
     if EXPERIMENTS[wildcards.exp].llc.epsilon_is_auto:
         inputs["calibration"] = calibration_store(wildcards.exp)
@@ -179,8 +193,10 @@ def get_llc_run_inputs(wildcards):
 
 
 def get_calibration_checkpoints(wildcards):
+    """The checkpoints of the calibration runs (llc.calibration.M; with a seed axis, of the first seed)."""
     calibration = EXPERIMENTS[wildcards.exp].llc.calibration
-    return [f"{run_dir(wildcards.exp, format_task_count(m))}/checkpoints" for m in calibration.M]
+    seed = calibration_seed(wildcards.exp)
+    return [f"{run_dir(wildcards.exp, run_label(m, seed))}/checkpoints" for m in calibration.M]
 
 
 def get_claims_inputs(wildcards):
@@ -255,14 +271,17 @@ def figure_report_labels(name):
 
 
 def claims_report_labels(wildcards, output):
-    """Report labels of claims.md: the verdict in one line, from claims.json."""
-    claims = json.loads(Path(output.json).read_text())["claims"]
+    """Report labels of claims.md: the verdict in one line, from claims.json (with seeds: in every seed)."""
+    checked = json.loads(Path(output.json).read_text())  # (a line may not start with `report`: a keyword)
+    claims = checked["claims"]
     held = [claim["name"] for claim in claims if claim["holds"]]
-    failed = [claim["name"] for claim in claims if not claim["holds"]]
-    return {
-        "verdict": f"{len(held)} of {len(claims)} claims hold",
-        "not holding": ", ".join(failed) or "none",
-    }
+    if "seeds" in checked:
+        failed = [f"{claim['name']} ({claim['holds_in']} of {len(claim['seeds'])} seeds)" for claim in claims if not claim["holds"]]
+        verdict = f"{len(held)} of {len(claims)} claims hold in all {len(checked['seeds'])} seeds"
+    else:
+        failed = [claim["name"] for claim in claims if not claim["holds"]]
+        verdict = f"{len(held)} of {len(claims)} claims hold"
+    return {"verdict": verdict, "not holding": ", ".join(failed) or "none"}
 
 
 # ---- targets ---------------------------------------------------------------------

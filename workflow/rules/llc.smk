@@ -1,22 +1,23 @@
 # Local learning coefficients: per run at selected checkpoints, gathered into one
 # store, and the calibration that sweeps epsilon at a few checkpoints of a few runs
-# and chooses it (llc_run reads the choice when llc.epsilon is "auto").
+# (of the first train seed, with a seed axis) and chooses it (llc_run reads the
+# choice when llc.epsilon is "auto").
 
 
 rule llc_run:
     input:
         unpack(get_llc_run_inputs),
     output:
-        directory("results/{exp}/runs/M{M}/llc.zarr"),
+        directory("results/{exp}/runs/{run}/llc.zarr"),
     params:
         settings=run_settings("llc_run"),
     threads: 1
     resources:
         gpu=1,
     log:
-        "logs/{exp}/llc/M{M}.log",
+        "logs/{exp}/llc/{run}.log",
     benchmark:
-        "results/{exp}/benchmarks/llc/M{M}.tsv"
+        "results/{exp}/benchmarks/llc/{run}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     script:
@@ -46,7 +47,7 @@ rule llc_calibration:
     output:
         directory("results/{exp}/llc_calibration.zarr"),
     params:
-        settings=stage_settings("llc_calibration"),
+        settings=calibration_settings,
     threads: 1
     resources:
         gpu=1,

@@ -1,22 +1,23 @@
-# One training job per task diversity M. Resume state lives in runs/M{M}/.resume/
-# (not a declared output), so `--rerun-incomplete` continues a killed job.
+# One training job per run: per M, and per train seed when seeds.train is a list
+# (`run` is M16, or M16/s3). Resume state lives in runs/{run}/.resume/ (not a declared
+# output), so `--rerun-incomplete` continues a killed job.
 
 
 rule train:
     input:
         tasks=get_run_tasks_store,
     output:
-        checkpoints=directory("results/{exp}/runs/M{M}/checkpoints"),
-        predictions=directory("results/{exp}/runs/M{M}/predictions.zarr"),
+        checkpoints=directory("results/{exp}/runs/{run}/checkpoints"),
+        predictions=directory("results/{exp}/runs/{run}/predictions.zarr"),
     params:
         settings=run_settings("train"),
     threads: 1
     resources:
         gpu=1,
     log:
-        "logs/{exp}/train/M{M}.log",
+        "logs/{exp}/train/{run}.log",
     benchmark:
-        "results/{exp}/benchmarks/train/M{M}.tsv"
+        "results/{exp}/benchmarks/train/{run}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     script:

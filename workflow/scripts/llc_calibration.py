@@ -1,4 +1,6 @@
-"""Rule `llc_calibration`: epsilon (x gamma) sweep of the LLC at a few checkpoints of a few runs; chooses epsilon."""
+"""Rule `llc_calibration`: epsilon (x gamma) sweep of the LLC at a few checkpoints of a few runs; chooses epsilon.
+
+With a seed axis it measures the runs of the first train seed, with that seed's SGLD seed."""
 
 from transient_ridge.config import ExperimentConfig
 from transient_ridge.llc import build_calibration_dataset
@@ -10,6 +12,8 @@ from transient_ridge.tasks import tasks_from_dataset
 
 def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: str, output: str, threads: int) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
+    if cfg.seeds.has_seed_axis:
+        cfg = cfg.for_seed(cfg.seeds.train_seeds[0])
     set_threads(threads)
     # the rule lists the checkpoint folders in the order of llc.calibration.M
     by_M = dict(zip(cfg.llc.calibration.M, checkpoint_dirs))

@@ -1,4 +1,4 @@
-"""Rule `pca`: joint trajectory PCA of every run's root-batch predictions."""
+"""Rule `pca`: joint trajectory PCA of every run's (and every seed's) root-batch predictions."""
 
 import logging
 
@@ -6,15 +6,16 @@ from transient_ridge.config import ExperimentConfig
 from transient_ridge.pca import build_pca_dataset
 from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
+from transient_ridge.seeds import runs_by_M
 from transient_ridge.store import open_dataset, write_dataset
 
 
 def main(experiment: str, block: dict, outputs_paths: list[str], baselines_path: str, output: str) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
-    outputs = {}
-    for path in outputs_paths:
-        dataset = open_dataset(path)
-        outputs[float(dataset.attrs["M"])] = dataset[["pred_root"]]
+    runs = [open_dataset(path) for path in outputs_paths]
+    outputs = runs_by_M(
+        [run[["pred_root"]].assign_attrs(run.attrs) for run in runs], seed_axis=cfg.seeds.has_seed_axis
+    )
     dataset = build_pca_dataset(outputs, open_dataset(baselines_path), n_components=cfg.pca.n_components)
     logging.info("explained variance ratio: %s", dataset["explained_variance_ratio"].values.round(4).tolist())
     write_dataset(dataset, output)

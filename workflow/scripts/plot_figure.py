@@ -6,9 +6,12 @@ Expects from the rule:
 - ``params.settings``: a dict of ``FigureSettings`` fields (``smoothing_window``,
   ``raw``, ``M_values``, ``max_pcs``, ``llc_error``), optional;
 - ``input.outputs``: every run's ``outputs.zarr`` (M is read from each store's
-  ``M`` attribute), and as the figure needs them ``input.baselines``,
+  ``M`` attribute; with a seed axis, every seed's, stacked by their ``seed``
+  attribute), and as the figure needs them ``input.baselines``,
   ``input.pca``, ``input.llc``, ``input.llc_calibration`` (one path each);
-- ``output.pdf``, ``output.png``; ``log[0]``.
+- ``output.pdf``, ``output.png``; ``log[0]``;
+- the experiment's config block, whose ``seeds.train`` (an int or a list) says
+  whether the runs have a seed axis.
 
 The logic is in ``main`` so that it runs (and is tested) without Snakemake.
 """
@@ -21,8 +24,10 @@ from typing import Any
 
 import xarray as xr
 
+from transient_ridge.config import ExperimentConfig
 from transient_ridge.figures import FigureInputs, draw_figure, save_figure
 from transient_ridge.provenance import start_job
+from transient_ridge.seeds import runs_by_M
 
 log = logging.getLogger("plot_figure")
 
@@ -58,23 +63,29 @@ def main(
     settings: Mapping[str, Any] | None = None,
     dpi: int = 200,
     open_dataset: Callable[[PathLike], xr.Dataset] | None = None,
+    seed_axis: bool = False,
 ) -> None:
     """Draw ``figure`` from the stores at the given paths and write ``pdf`` and ``png``.
 
-    ``open_dataset`` defaults to ``transient_ridge.store.open_dataset``.
+    ``open_dataset`` defaults to ``transient_ridge.store.open_dataset``. With
+    ``seed_axis`` the runs of each M (one per train seed) are stacked along ``seed``.
     """
     if open_dataset is None:
         from transient_ridge.store import open_dataset
-    runs: dict[float, xr.Dataset] = {}
+    datasets: list[xr.Dataset] = []
+    seen: dict[tuple[float, Any], PathLike] = {}
     for path in _paths(outputs):
         ds = open_dataset(path)
         if "M" not in ds.attrs:
             raise KeyError(f"{path} has no 'M' attribute; is it a run's outputs.zarr?")
         M = float(ds.attrs["M"])  # ∞ is stored as the string "inf"
-        if M in runs:
-            raise ValueError(f"two outputs stores for M={M}: one of them is {path}")
-        runs[M] = ds
+        key = (M, ds.attrs.get("seed") if seed_axis else None)
+        if key in seen:
+            raise ValueError(f"two outputs stores for M={M}{f', seed {key[1]}' if seed_axis else ''}: {seen[key]} and {path}")
+        seen[key] = path
+        datasets.append(ds)
         log.info("outputs M=%s: %s (%d checkpoints)", ds.attrs["M"], path, ds.sizes.get("step", 0))
+    runs = runs_by_M(datasets, seed_axis=seed_axis)
     stores: dict[str, xr.Dataset | None] = {}
     for name, value in (("baselines", baselines), ("pca", pca), ("llc", llc), ("llc_calibration", llc_calibration)):
         path = _single(name, value)
@@ -85,6 +96,12 @@ def main(
     fig = draw_figure(figure, FigureInputs(outputs=runs, **stores), settings)
     save_figure(fig, pdf, png, dpi=dpi)
     log.info("wrote %s and %s", pdf, png)
+
+
+def _seed_axis(smk: Any) -> bool:
+    """Whether the wildcard experiment lists several train seeds (its runs have a seed axis)."""
+    experiment = smk.wildcards.exp
+    return ExperimentConfig.from_dict(experiment, smk.config["experiments"][experiment]).seeds.has_seed_axis
 
 
 def _from_snakemake(smk: Any) -> None:
@@ -110,6 +127,7 @@ def _from_snakemake(smk: Any) -> None:
             settings=smk.params.get("settings"),
             pdf=smk.output.pdf,
             png=smk.output.png,
+            seed_axis=_seed_axis(smk),
         )
     except Exception:
         log.exception("figure %s failed", smk.params.get("figure"))

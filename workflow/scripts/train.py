@@ -1,9 +1,10 @@
-"""Rule `train`: train one run (one M), resuming from runs/M{M}/.resume/ if present."""
+"""Rule `train`: train one run (one M, and one train seed with a seed axis), resuming from
+runs/{run}/.resume/ if present."""
 
 import logging
 from pathlib import Path
 
-from transient_ridge.config import ExperimentConfig, parse_task_count
+from transient_ridge.config import ExperimentConfig
 from transient_ridge.provenance import start_job
 from transient_ridge.runtime import claim_device, configure_logging, set_threads
 from transient_ridge.store import open_dataset
@@ -11,15 +12,15 @@ from transient_ridge.tasks import tasks_from_dataset
 from transient_ridge.train import ProbeInputs, train_run
 
 
-def main(experiment: str, block: dict, M_label: str, tasks_path: str, checkpoints_dir: str, threads: int) -> None:
+def main(experiment: str, block: dict, run: str, tasks_path: str, checkpoints_dir: str, threads: int) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
-    M = parse_task_count(M_label)
+    M, seed = cfg.parse_run(run)
     set_threads(threads)
     tasks_dataset = open_dataset(tasks_path)
     with claim_device() as device:
-        logging.info("%s M=%s on %s with %d thread(s)", experiment, M_label, device, threads)
+        logging.info("%s run %s on %s with %d thread(s)", experiment, run, device, threads)
         train_run(
-            cfg,
+            cfg.for_seed(seed),
             M,
             tasks_from_dataset(tasks_dataset),
             ProbeInputs.from_tasks_dataset(tasks_dataset, M),
@@ -34,7 +35,7 @@ if "snakemake" in globals():
     main(
         snakemake.wildcards.exp,
         snakemake.config["experiments"][snakemake.wildcards.exp],
-        snakemake.wildcards.M,
+        snakemake.wildcards.run,
         snakemake.input.tasks,
         snakemake.output.checkpoints,
         snakemake.threads,
