@@ -269,10 +269,11 @@ def _seed_stores():
         },
         coords={"predictor": ["ridge", "dmmse_M1", "dmmse_M16"], "pc": [1, 2], "M": [1.0, 16.0, math.inf], "seed": [1, 2]},
     )
-    llc = xr.Dataset(
-        {"llc_mean": (("M", "seed", "step"), [[[1.0, 2.0], [1.0, 2.0]], [[3.0, 6.0], [3.0, 1.5]], [[5.0, 9.0], [5.0, 9.0]]])},
-        coords={"M": [1.0, 16.0, math.inf], "seed": [1, 2], "step": [10, 50]},
-    )
+    means = {1: [[1.0, 2.0], [3.0, 6.0], [5.0, 9.0]], 2: [[1.0, 2.0], [3.0, 1.5], [5.0, 9.0]]}
+    llc = xr.concat(
+        [llc_store(means[seed], M=[1.0, 16.0, math.inf], steps=[10, 50]) for seed in (1, 2)],
+        dim=xr.DataArray([1, 2], dims="seed"),
+    ).transpose("M", "seed", ...)
     baselines = _baselines({1.0: 0.5, 16.0: 0.4, math.inf: 0.0}, ridge_ood=1.0, dmmse_ood={1.0: 3.0, 16.0: 1.2, math.inf: 1.0})
     return outputs, baselines, pca, llc
 

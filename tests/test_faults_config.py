@@ -79,7 +79,7 @@ BAD_CONFIGS = {
         "add one or give epsilon as a number",
     ),
     "calibration gamma without llc.gamma": (
-        lambda block: block["llc"].update(epsilon="auto", calibration={"M": [4], "epsilon": [1e-3], "gamma": [1.0]}),
+        lambda block: block["llc"].update(epsilon="auto", calibration={"M": [4], "epsilon": [1e-4, 1e-3], "gamma": [1.0]}),
         "llc.calibration.gamma",
         "must include llc.gamma=100",
     ),

@@ -130,7 +130,7 @@ def test_every_epsilon_failing_is_not_refit(tmp_path, tasks, monkeypatch):
     spec.loader.exec_module(script)
     tasks_path = tmp_path / "tasks.zarr"
     write_dataset(build_tasks_dataset(cfg.for_run(4.0)), tasks_path)
-    script.main("tiny", cfg.raw, "4", str(tmp_path / "M4"), str(tasks_path), str(tmp_path / "llc.zarr"), 1,
+    script.main("tiny", cfg.raw, "M4", str(tmp_path / "M4"), str(tasks_path), str(tmp_path / "llc.zarr"), 1,
                 str(tmp_path / "llc_calibration.zarr"))
     ds = open_dataset(tmp_path / "llc.zarr")
     assert np.isnan(ds["llc_mean"]).all() and ds.sizes["draw"] == 0

@@ -89,7 +89,7 @@ def test_claims_report_each_claim_in_k_of_2_seeds_with_each_seeds_numbers(built)
     text = (work / "results/tiny/claims.md").read_text()
     assert "Train seeds: 1, 7." in text
     table = [line for line in text.splitlines() if line.startswith("| ") and " of 2 seeds | " in line]
-    assert len(table) == 5, text[:3000]  # every claim applies: two finite M and M = inf
+    assert len(table) == 7, text[:3000]  # every claim applies (the two tradeoff ones too): two finite M and M = inf
     for line in table:
         name, holds_in, *per_seed = [cell.strip() for cell in line.strip("|").split("|")]
         assert int(holds_in.split()[0]) == sum(cell == "yes" for cell in per_seed)
