@@ -36,6 +36,7 @@ CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 PROFILE = REPO / "workflow" / "profiles" / "slurm-cpu"
 SKIP = 77  # cluster.sh: cannot run here
 KILLED_M = "4"
+KILLED_WILDCARDS = f"tiny_M{KILLED_M}"  # exp, run: the plugin joins wildcard values with "_"
 KILL_AFTER_STEP = 300  # cancel once the resume state has passed this step
 # the rules that run as SLURM jobs (the figures, claims, llc gather and targets are local rules)
 CLUSTER_RULES = {"tasks", "run_tasks", "baselines", "train", "evaluate", "pca", "llc_run", "llc_calibration"}
@@ -96,7 +97,7 @@ def _resume_step(run_dir):
 def _cancel_training_mid_run(process, workdir):
     """scancel the train job of M=KILLED_M once its resume state is past KILL_AFTER_STEP; its job id."""
     run_dir = workdir / "results" / "tiny" / "runs" / f"M{KILLED_M}"
-    comment = f"rule_train_wildcards_tiny_{KILLED_M}"
+    comment = f"rule_train_wildcards_{KILLED_WILDCARDS}"
     deadline = time.time() + 3600
     while time.time() < deadline and process.poll() is None:
         if _resume_step(run_dir) >= KILL_AFTER_STEP:
@@ -162,10 +163,10 @@ def test_slurm_runs_every_cluster_job_through_sbatch_and_resumes_a_cancelled_tra
     assert {rule for _, rule, _, _ in jobs} == CLUSTER_RULES
     scheduled = set(re.findall(r"^rule (\w+):", text, flags=re.MULTILINE))
     assert scheduled == CLUSTER_RULES  # nothing else went to the cluster; the rest ran as local rules
-    assert (cancelled, "train", f"tiny_{KILLED_M}", "CANCELLED") in jobs
+    assert (cancelled, "train", KILLED_WILDCARDS, "CANCELLED") in jobs
     finished = [(rule, wildcards) for _, rule, wildcards, state in jobs if state == "COMPLETED"]
     assert sorted(finished) == sorted(set(finished))  # each job completed once
-    assert ("train", f"tiny_{KILLED_M}") in finished
+    assert ("train", KILLED_WILDCARDS) in finished
 
     train_log = (on_cluster / "logs" / "tiny" / "train" / f"M{KILLED_M}.log").read_text()
     resumed = re.search(r"resuming from step (\d+)", train_log)
