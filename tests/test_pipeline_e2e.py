@@ -1,7 +1,7 @@
 """End to end: the whole `mini` pipeline in a temporary directory, and its claims (slow).
 
     python -m pytest -m slow tests/test_pipeline_e2e.py                 # mini, ~10 minutes on 2 cores
-    TRANSIENT_E2E=1 python -m pytest -m slow tests/test_pipeline_e2e.py  # also `transient` (~2 h 04 min)
+    TRANSIENT_E2E=1 python -m pytest -m slow tests/test_pipeline_e2e.py  # also `transient` (~2 h 40 min)
 """
 
 import json
@@ -45,17 +45,18 @@ def test_mini_pipeline_builds_every_figure_and_its_claims_hold(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the ~2 h 04 min transient experiment"
+    not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the transient experiment (~2 h 40 min)"
 )
-def test_transient_experiment_rises_without_coming_halfway_to_ridge(tmp_path):
-    # Measured on this project's CPU build (docs/transient.md): M = 8 and 11 pass the rise rules,
-    # but their approach to ridge (0.89, 0.84 of the ridge-dMMSE_M gap) and OOD depth (0.64, 0.51)
-    # stay above 0.5, so the transient claim does not hold and the other four do. The ridge-rise
-    # margin is thin, so a different CPU's rounding can flip the rise: the failure message
-    # carries the evidence to compare with docs/transient.md.
+def test_transient_experiment_comes_halfway_to_ridge_only_where_it_does_not_yet_memorise(tmp_path):
+    # Measured on this project's CPU build (docs/transient.md, three seeds): no intermediate M is
+    # transient in any seed. M = 16 rises (in seed 1) but comes only 0.63-0.67 of the ridge-dMMSE_M
+    # gap towards ridge; M = 32 comes within 0.47-0.49 in every seed but has barely begun to
+    # memorise at 40 000 steps. Rises differ between CPUs' rounding; the approach ratios are far
+    # from 0.5 except M = 32's, so the test asserts those and the per-seed verdict.
     claims = {c["name"]: c for c in _run_experiment("transient", "transient", tmp_path)}
-    failing = {name: c["evidence"] for name, c in claims.items() if not c["holds"] and name != "transient_ridge"}
-    assert not failing, failing
-    runs = claims["transient_ridge"]["evidence"]["runs"]
-    assert [M for M, run in runs.items() if run["rises"]] == ["8", "11"], runs
-    assert all(run["approach"] > 0.5 for run in runs.values()) and not claims["transient_ridge"]["holds"], runs
+    transient = claims["transient_ridge"]
+    assert transient["seeds"] == [1, 2, 3] and transient["holds_in"] == 0, transient
+    assert claims["smallest_M_ends_at_dmmse"]["holds_in"] == 3, claims["smallest_M_ends_at_dmmse"]
+    for seed, claim in transient["per_seed"].items():
+        runs = claim["evidence"]["runs"]
+        assert runs["16"]["approach"] > 0.55 and runs["32"]["approach"] < 0.52, (seed, runs)
