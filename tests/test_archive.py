@@ -205,3 +205,25 @@ def test_the_runs_of_every_seed_are_archived_with_or_without_their_weights(tmp_p
         assert f"logs/x/train/{run}.log" in paths
         assert (f"results/x/runs/{run}/checkpoints/step_0000010.pt" in paths) == weights
         assert (f"results/x/runs/{run}/checkpoints/{NO_WEIGHTS_NOTE}" in paths) == (not weights)
+
+
+def test_the_archived_config_is_that_of_the_store_written_last(tmp_path, monkeypatch):
+    # the task data predates an edit of `llc` after which only the LLC stages reran: the
+    # manifest must carry the newer config, or restore reports a difference Snakemake no longer sees
+    import xarray as xr
+
+    from transient_ridge.archive import _experiment_config
+    from transient_ridge.store import write_dataset
+
+    results = tmp_path / "results" / "x"
+    old, new = {"llc": {"epsilon": 1e-3}, "data": {"D": 2}}, {"llc": {"epsilon": "auto"}, "data": {"D": 2}}
+    stamps = iter(["2026-11-27T10:00:00Z", "2026-11-27T12:00:00Z", "2026-11-27T11:00:00Z"])
+    monkeypatch.setattr("transient_ridge.store.current_stamp", lambda: {"created_utc": next(stamps)})
+    for store, config in (
+        (results / "data" / "tasks.zarr", old),
+        (results / "llc_calibration.zarr", new),  # written last by the clock, not in this order
+        (results / "pca.zarr", old),
+    ):
+        write_dataset(xr.Dataset({"v": ("i", [1.0])}, attrs={"config": json.dumps(config)}), store)
+    assert _experiment_config(tmp_path, "x") == new
+    assert _experiment_config(tmp_path, "missing") is None

@@ -177,14 +177,28 @@ def _stamps(root: Path, files: Iterable[Path]) -> dict[str, Any]:
 
 
 def _experiment_config(root: Path, experiment: str) -> dict[str, Any] | None:
-    """The experiment config the results were made with (the ``config`` attr of tasks.zarr)."""
+    """The experiment config the results were last made with: the ``config`` attr of the
+    experiment-level store written last (its provenance's ``created_utc``).
+
+    Stages run at different times: the task data may predate an edit of ``llc`` after
+    which only the LLC stages reran, so the oldest store's config would report a
+    difference that Snakemake no longer sees.
+    """
     from .store import open_dataset  # xarray and zarr: only `create` needs them, restore starts fast
 
-    tasks = root / "results" / experiment / "data" / "tasks.zarr"
-    if not tasks.exists():
-        return None
-    attrs = open_dataset(tasks, load=False).attrs
-    return json.loads(attrs["config"]) if "config" in attrs else None
+    results = root / "results" / experiment
+    newest: tuple[str, dict[str, Any]] | None = None
+    for store in [results / "data" / "tasks.zarr", *sorted(results.glob("*.zarr"))]:
+        if not store.exists():
+            continue
+        attrs = open_dataset(store, load=False).attrs
+        if "config" not in attrs:
+            continue
+        stamp = attrs.get("provenance")
+        created = str(stamp.get("created_utc", "")) if isinstance(stamp, dict) else ""
+        if newest is None or created > newest[0]:
+            newest = (created, json.loads(attrs["config"]))
+    return None if newest is None else newest[1]
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
