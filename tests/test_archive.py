@@ -227,3 +227,14 @@ def test_the_archived_config_is_that_of_the_store_written_last(tmp_path, monkeyp
         write_dataset(xr.Dataset({"v": ("i", [1.0])}, attrs={"config": json.dumps(config)}), store)
     assert _experiment_config(tmp_path, "x") == new
     assert _experiment_config(tmp_path, "missing") is None
+
+
+def test_the_archive_rule_records_the_config_snakemake_checked_the_results_against(built):
+    root, work, _ = built
+    config = root / "tiny.yaml"
+    result = _snakemake("-c", "1", "archive_tiny", "--configfile", str(config), "--directory", str(work),
+                        "--snakefile", str(REPO / "Snakefile"), cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = read_manifest(work / "archives" / "tiny.tar.gz")
+    recorded = {key: value for key, value in manifest["config"].items() if key != "name"}  # the Snakefile adds name
+    assert recorded == yaml.safe_load(config.read_text())["experiments"]["tiny"]

@@ -209,9 +209,20 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> No
     tar.addfile(info, io.BytesIO(data))
 
 
-def create_archive(experiment: str, output: str | Path, *, root: str | Path = ".", weights: bool = False) -> Path:
+def create_archive(
+    experiment: str,
+    output: str | Path,
+    *,
+    root: str | Path = ".",
+    weights: bool = False,
+    config: dict[str, Any] | None = None,
+) -> Path:
     """Write the archive of ``results/{experiment}`` (under ``root``) to ``output``, atomically.
 
+    ``config`` is the experiment's config block recorded in the manifest (restore
+    compares the clone's config.yaml with it). The ``archive`` rule passes the config
+    Snakemake has just checked the experiment's targets against; without it, the
+    config of the experiment store written last is recorded.
     Returns ``output``. Raises :class:`ArchiveError` if there are no results.
     """
     root = Path(root)
@@ -244,7 +255,7 @@ def create_archive(experiment: str, output: str | Path, *, root: str | Path = ".
         "weights": weights,
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "archived_by": current_stamp(),
-        "config": _experiment_config(root, experiment),
+        "config": config if config is not None else _experiment_config(root, experiment),
         "restore": f"python -m transient_ridge.archive restore {archive_name(experiment, weights)}",
         "files": entries,
         "stamps": _stamps(root, files),

@@ -9,5 +9,9 @@ from transient_ridge.runtime import configure_logging
 if "snakemake" in globals():
     configure_logging(snakemake.log[0])
     start_job(snakemake)
-    path = create_archive(snakemake.wildcards.exp, snakemake.output[0], weights=snakemake.params.weights)
+    # the archive rule runs after the experiment's targets: its results match this config
+    experiment_config = snakemake.config["experiments"][snakemake.wildcards.exp]
+    path = create_archive(
+        snakemake.wildcards.exp, snakemake.output[0], weights=snakemake.params.weights, config=experiment_config
+    )
     logging.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
