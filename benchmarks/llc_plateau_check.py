@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
     experiment = ExperimentConfig.from_dict(args.experiment, block)
-    seed = (args.train_seed or experiment.seeds.train_seeds[0]) if experiment.seeds.has_seed_axis else None
+    seed = None if not experiment.seeds.has_seed_axis else (
+        experiment.seeds.train_seeds[0] if args.train_seed is None else args.train_seed)
     cfg = experiment.for_seed(seed)
     results = args.results / args.experiment
     llc = select_seed(open_dataset(results / "llc.zarr"), seed) if seed is not None else open_dataset(results / "llc.zarr")

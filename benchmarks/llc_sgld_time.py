@@ -67,7 +67,8 @@ def main() -> None:
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
     experiment = ExperimentConfig.from_dict(args.experiment, block)
-    seed = (args.train_seed or experiment.seeds.train_seeds[0]) if experiment.seeds.has_seed_axis else None
+    seed = None if not experiment.seeds.has_seed_axis else (
+        experiment.seeds.train_seeds[0] if args.train_seed is None else args.train_seed)
     cfg = experiment.for_seed(seed)
     overrides = {k: v for k, v in (("num_chains", args.chains), ("burnin_time", args.burnin_time),
                                    ("draw_time", args.draw_time), ("gamma", args.gamma)) if v is not None}
@@ -83,7 +84,7 @@ def main() -> None:
         return
     print("| M | step | ε | steps | LLC ± s.e. | status | R̂ | half z | MALA | peak | wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
-    points, labels = [], []
+    points, labels, at_steps = [], [], []
     for label in args.M:
         M = parse_task_count(label)
         data = llc_data(cfg, M, tasks)
@@ -100,10 +101,11 @@ def main() -> None:
                       f"{r.mala_acceptance:.3f} | {r.trace_peak:.2f} | {wall:.1f} |", flush=True)
             points.append(row)
             labels.append(f"M={format_task_count(M)} step {step}")
+            at_steps.append(step)
     mean = np.array([[r.llc_mean for r in row] for row in points])
     sem = np.array([[r.llc_sem for r in row] for row in points])
     status = np.array([[r.status for r in row] for row in points])
-    final = np.array([int(label.split()[-1]) == cfg.training.steps for label in labels])
+    final = np.array([step == cfg.training.steps for step in at_steps])
     choice = choose_epsilon(np.array(eps), mean, sem, status, final, labels)
     print(f"\ncalibration rule on these points: epsilon = {choice.epsilon:g} "
           f"({'satisfied' if choice.rule_satisfied else 'not satisfied'}): {choice.reason}")

@@ -221,3 +221,12 @@ def test_spiked_estimate_is_logged_as_a_warning(trained, monkeypatch, caplog):
     spiked = [r for r in caplog.records if r.levelname == "WARNING" and "peaked" in r.getMessage()]
     assert len(spiked) == 1 and "25.0x" in spiked[0].getMessage() and f"step {llc_steps(cfg)[0]}" in spiked[0].getMessage()
     assert read_estimates(ds.expand_dims(M=[4.0])).status[0, 0] == "unreliable"
+
+
+def test_estimates_already_read_pass_through_the_reader_once_read():
+    from llc_stores import llc_store
+
+    table = read_estimates(llc_store([[1.0, 2.0]], M=[4.0], steps=[10, 20]))
+    assert read_estimates(table) is table  # claims read a store once and hand the table on
+    with pytest.raises(ValueError, match="read over"):
+        read_estimates(table, ("M", "step", "epsilon"))

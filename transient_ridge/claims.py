@@ -19,13 +19,23 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 import xarray as xr
 
 from .config import format_task_count
-from .llc import SOUND, SPIKE_RATIO, tradeoff_claim, tradeoff_markdown, transience_prediction_claim
-from .llc import final_estimate as final_llc_estimate
+from .llc import (
+    SOUND,
+    SPIKE_RATIO,
+    Estimates,
+    dmmse_like_runs,
+    final_estimate,
+    read_estimates,
+    tradeoff_claim,
+    tradeoff_markdown,
+    transience_prediction_claim,
+)
 from .plotting import smooth
 from .predictors import per_token_mse
 from .seeds import seeds_of, select_seed
@@ -229,6 +239,16 @@ class ClaimInputs:
         """The finite M with a run, ascending."""
         return [M for M in sorted(self.outputs) if math.isfinite(M)]
 
+    @cached_property
+    def llc_estimates(self) -> Estimates:
+        """Every LLC estimate of this seed (``llc.read_estimates``), read once for the claims that need it."""
+        return read_estimates(self.llc)
+
+    @cached_property
+    def transience(self) -> list[TransienceMeasure]:
+        """:func:`measure_transience` of every intermediate M, measured once for the claims that need it."""
+        return [measure_transience(self.outputs[M], self.smoothing_window, self.baselines) for M in self.finite[1:]]
+
 
 ClaimCheck = Callable[[ClaimInputs], Claim | None]
 
@@ -304,16 +324,14 @@ def llc_grows_with_M_for_dmmse_runs(s: ClaimInputs) -> Claim | None:
     finite = s.finite
     if len(finite) < 2:
         return None
-    finals = {M: final_llc_estimate(s.llc, M) for M in finite}
-    final_llc = {M: finals[M][0] for M in finite}
+    finals = {M: final_estimate(s.llc_estimates, M) for M in finite}
+    final_llc = {M: finals[M].mean for M in finite}
     small = finite[0]
-    dmmse_like = [
-        M for M in finite[1:] if float(s.outputs[M]["dist_dmmse"][-1]) < float(s.outputs[M]["dist_ridge"][-1])
-    ]
-    peaks = {M: finals[M][3] for M in finite}
+    dmmse_like = [M for M in dmmse_like_runs(s.outputs) if M != small]
+    peaks = {M: finals[M].trace_peak for M in finite}
     compared = [small, *dmmse_like]
     spiked = [M for M in compared if peaks[M] is not None and peaks[M] > SPIKE_RATIO]
-    not_sound = [M for M in compared if finals[M][1] not in (SOUND, None) or not math.isfinite(final_llc[M])]
+    not_sound = [M for M in compared if finals[M].status not in (SOUND, None) or not math.isfinite(final_llc[M])]
     holds = (
         bool(dmmse_like)
         and not spiked
@@ -328,7 +346,7 @@ def llc_grows_with_M_for_dmmse_runs(s: ClaimInputs) -> Claim | None:
         holds,
         {
             "final_llc": {format_task_count(M): final_llc[M] for M in finite},
-            "final_status": {format_task_count(M): finals[M][1] for M in finite},
+            "final_status": {format_task_count(M): finals[M].status for M in finite},
             "final_trace_peak_over_init_loss": {format_task_count(M): peaks[M] for M in finite},
             "dmmse_like_runs": [format_task_count(M) for M in dmmse_like],
             "spiked_runs": [format_task_count(M) for M in spiked],
@@ -339,7 +357,7 @@ def llc_grows_with_M_for_dmmse_runs(s: ClaimInputs) -> Claim | None:
 
 def transient_ridge(s: ClaimInputs) -> Claim:
     """At least ``min_transient_runs`` intermediate M come close to ridge first, then specialise."""
-    measures = [measure_transience(s.outputs[M], s.smoothing_window, s.baselines) for M in s.finite[1:]]
+    measures = s.transience
     transient = [m for m in measures if m.is_transient]
     return Claim(
         "transient_ridge",
@@ -360,23 +378,21 @@ def transient_ridge(s: ClaimInputs) -> Claim:
 
 def _observed_transience(s: ClaimInputs) -> dict[float, bool]:
     """Intermediate M → whether :func:`transient_ridge` finds the run transient."""
-    return {
-        M: measure_transience(s.outputs[M], s.smoothing_window, s.baselines).is_transient for M in s.finite[1:]
-    }
+    return {m.M: m.is_transient for m in s.transience}
 
 
 def loss_complexity_tradeoff(s: ClaimInputs) -> Claim | None:
     """Carroll et al.'s account: dMMSE-like runs end with lower loss than ridge, transient ones with higher LLC."""
     if math.inf not in s.outputs or len(s.finite) < 2:
         return None
-    return tradeoff_claim(s.llc, s.outputs, _observed_transience(s))
+    return tradeoff_claim(s.llc_estimates, s.outputs, _observed_transience(s))
 
 
 def tradeoff_predicts_transience(s: ClaimInputs) -> Claim | None:
     """The account's prediction of which intermediate M are transient, against the observed verdicts."""
     if math.inf not in s.outputs or len(s.finite) < 2:
         return None
-    return transience_prediction_claim(s.llc, s.outputs, _observed_transience(s))
+    return transience_prediction_claim(s.llc_estimates, s.outputs, _observed_transience(s))
 
 
 # The claims in report order. A claim function takes one seed's stores and returns

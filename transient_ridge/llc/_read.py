@@ -91,12 +91,14 @@ class Estimates:
         )
 
 
-def read_estimates(store: xr.Dataset, dims: tuple[str, ...] = ("M", "step")) -> Estimates:
+def read_estimates(store: xr.Dataset | Estimates, dims: tuple[str, ...] = ("M", "step")) -> Estimates:
     """Every estimate of an LLC store over ``dims`` (transposed to that order), with its recomputed status.
 
     Args:
         store: ``llc.zarr`` (dims ``M, step``) or ``llc_calibration.zarr`` (pass
-            ``("M", "step", "epsilon")`` after selecting one ``gamma``).
+            ``("M", "step", "epsilon")`` after selecting one ``gamma``); an
+            :class:`Estimates` already read over ``dims`` is returned as it is, so a
+            caller that reads several things from one store reads it once.
         dims: the per-estimate dims, in the order wanted.
 
     Returns:
@@ -104,6 +106,10 @@ def read_estimates(store: xr.Dataset, dims: tuple[str, ...] = ("M", "step")) -> 
         ``NO_ESTIMATE`` (stores without it: where ``failed_chains`` is a count ≥ 0,
         else where ``llc_mean`` is finite).
     """
+    if isinstance(store, Estimates):
+        if store.dims != tuple(dims):
+            raise ValueError(f"estimates read over {store.dims}, asked for {tuple(dims)}")
+        return store
     shape = tuple(store.sizes[d] for d in dims)
 
     def values(name: str) -> np.ndarray:
@@ -132,7 +138,7 @@ def final_estimate(llc: xr.Dataset | Estimates, M: float) -> Estimate:
     Returns the :class:`Estimate` (its first four fields are ``mean, status, step,
     trace_peak``); with no record at all, NaN numbers and ``status``/``step`` ``None``.
     """
-    table = llc if isinstance(llc, Estimates) else read_estimates(llc)
+    table = read_estimates(llc)
     i = _row(table, M)
     if i is None:
         return _NO_RECORD
@@ -142,7 +148,7 @@ def final_estimate(llc: xr.Dataset | Estimates, M: float) -> Estimate:
 
 def estimate_at(llc: xr.Dataset | Estimates, M: float, step: int) -> Estimate:
     """Run ``M``'s estimate at ``step`` (no record: NaN numbers, ``status`` ``None``)."""
-    table = llc if isinstance(llc, Estimates) else read_estimates(llc)
+    table = read_estimates(llc)
     i = _row(table, M)
     steps = table.coords["step"]
     if i is None or int(step) not in set(steps.tolist()):

@@ -27,7 +27,7 @@ import xarray as xr
 
 from ..config import format_task_count
 from ._diagnostics import FAILED, HALF_Z_MAX, NOT_CONVERGED, RHAT_MAX, SOUND, SPIKE_RATIO, STATUSES, UNRELIABLE
-from ._read import Estimate, estimate_at, final_estimate, read_estimates
+from ._read import Estimate, Estimates, estimate_at, final_estimate, read_estimates
 
 __all__ = [
     "SIGNIFICANCE",
@@ -210,12 +210,13 @@ def _refused(estimates: Mapping[str, Estimate]) -> list[str]:
 
 
 def tradeoff_claim(
-    llc: xr.Dataset, outputs: Mapping[float, xr.Dataset], observed_transient: Mapping[float, bool]
+    llc: xr.Dataset | Estimates, outputs: Mapping[float, xr.Dataset], observed_transient: Mapping[float, bool]
 ):
     """Claim: dMMSE-like and transient runs end with lower loss than ridge, and transient ones with higher LLC.
 
     Args:
-        llc: ``llc.zarr`` (final estimates, with ``loss``/``ridge_loss`` on the LLC sequences).
+        llc: ``llc.zarr`` (final estimates, with ``loss``/``ridge_loss`` on the LLC sequences), or
+            its :func:`read_estimates`.
         outputs: run ``M`` → its ``outputs.zarr`` (which runs end dMMSE-like).
         observed_transient: ``M`` → whether the transience claim found the run transient.
 
@@ -252,7 +253,7 @@ def tradeoff_claim(
 
 
 def transience_prediction_claim(
-    llc: xr.Dataset, outputs: Mapping[float, xr.Dataset], observed_transient: Mapping[float, bool]
+    llc: xr.Dataset | Estimates, outputs: Mapping[float, xr.Dataset], observed_transient: Mapping[float, bool]
 ):
     """Claim: the tradeoff predicts which intermediate M are transient.
 
