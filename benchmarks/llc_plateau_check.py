@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
     experiment = ExperimentConfig.from_dict(args.experiment, block)
-    seed = None if not experiment.seeds.has_seed_axis else (
-        experiment.seeds.train_seeds[0] if args.train_seed is None else args.train_seed)
+    seed = experiment.seeds.calibration_seed  # the first train seed, or None without a seed axis
+    if args.train_seed is not None and experiment.seeds.has_seed_axis:
+        seed = args.train_seed
     cfg = experiment.for_seed(seed)
     results = args.results / args.experiment
     llc = select_seed(open_dataset(results / "llc.zarr"), seed) if seed is not None else open_dataset(results / "llc.zarr")

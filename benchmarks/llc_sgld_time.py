@@ -67,8 +67,9 @@ def main() -> None:
 
     block = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
     experiment = ExperimentConfig.from_dict(args.experiment, block)
-    seed = None if not experiment.seeds.has_seed_axis else (
-        experiment.seeds.train_seeds[0] if args.train_seed is None else args.train_seed)
+    seed = experiment.seeds.calibration_seed  # the first train seed, or None without a seed axis
+    if args.train_seed is not None and experiment.seeds.has_seed_axis:
+        seed = args.train_seed
     cfg = experiment.for_seed(seed)
     overrides = {k: v for k, v in (("num_chains", args.chains), ("burnin_time", args.burnin_time),
                                    ("draw_time", args.draw_time), ("gamma", args.gamma)) if v is not None}

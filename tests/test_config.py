@@ -7,7 +7,7 @@ import pytest
 
 from transient_ridge.config import ConfigError, ExperimentConfig, parse_task_count, validate_config
 
-from conftest import SCHEMA
+from conftest import SCHEMA, TINY_BLOCK
 
 
 def test_repository_config_is_valid_and_builds(repo_config):
@@ -211,3 +211,13 @@ def test_a_run_fingerprint_carries_only_its_own_seed(tiny_block):
     paired = _seeded(tiny_block, train=[1, 7], init=[2, 8])
     assert fingerprint(paired, 4.0, 1) == fingerprint(tiny_block, 4.0, None)
     assert fingerprint(paired, 4.0, 7) != fingerprint(two, 4.0, 7)
+
+
+def test_the_calibration_seed_is_the_first_train_seed_or_none_without_a_seed_axis():
+    import copy
+
+    block = copy.deepcopy(TINY_BLOCK)
+    assert ExperimentConfig.from_dict("tiny", block).seeds.calibration_seed is None
+    block["seeds"]["train"] = [7, 1]
+    block["seeds"]["init"] = [2, 3]
+    assert ExperimentConfig.from_dict("tiny", block).seeds.calibration_seed == 7

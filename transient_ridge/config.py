@@ -258,6 +258,11 @@ class SeedConfig:
         """Every train seed, in config order (one for an experiment without a seed axis)."""
         return self.train if isinstance(self.train, tuple) else (self.train,)
 
+    @property
+    def calibration_seed(self) -> int | None:
+        """The train seed whose runs the LLC calibration measures: the first (``None`` without a seed axis)."""
+        return self.train_seeds[0] if self.has_seed_axis else None
+
     def for_seed(self, seed: int) -> SeedConfig:
         """The seeds of the runs with train seed ``seed``: every field one int."""
         seeds = self.train_seeds

@@ -97,9 +97,8 @@ def run_labels(exp):
 
 
 def calibration_seed(exp):
-    """The train seed whose runs the LLC calibration measures: the first one (None without a seed axis)."""
-    seeds = EXPERIMENTS[exp].seeds
-    return seeds.train_seeds[0] if seeds.has_seed_axis else None
+    """The train seed whose runs the LLC calibration measures (None without a seed axis)."""
+    return EXPERIMENTS[exp].seeds.calibration_seed
 
 
 def has_calibration(exp):

@@ -104,7 +104,7 @@ def main(
         for claim in summary:
             logging.info("%s: %s", claim.name, claim.verdict)
         seeds = sorted({s for c in summary for s in c.seeds})
-        lines, extra = llc_sections(llc_ds, outputs, per_seed, chosen, seeds, cfg.seeds.train_seeds[0])
+        lines, extra = llc_sections(llc_ds, outputs, per_seed, chosen, seeds, cfg.seeds.calibration_seed)
         markdown = seed_claims_markdown(experiment, summary, lines)
         report = json.loads(seed_claims_json(experiment, summary, extra))
     else:

@@ -12,8 +12,7 @@ from transient_ridge.tasks import tasks_from_dataset
 
 def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: str, output: str, threads: int) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
-    if cfg.seeds.has_seed_axis:
-        cfg = cfg.for_seed(cfg.seeds.train_seeds[0])
+    cfg = cfg.for_seed(cfg.seeds.calibration_seed)  # None (no seed axis) leaves it as it is
     set_threads(threads)
     # the rule lists the checkpoint folders in the order of llc.calibration.M
     by_M = dict(zip(cfg.llc.calibration.M, checkpoint_dirs))
