@@ -1,7 +1,7 @@
 """End to end: the whole `mini` pipeline in a temporary directory, and its claims (slow).
 
     python -m pytest -m slow tests/test_pipeline_e2e.py                 # mini, ~10 minutes on 2 cores
-    TRANSIENT_E2E=1 python -m pytest -m slow tests/test_pipeline_e2e.py  # also `transient` (~2 h 10 min)
+    TRANSIENT_E2E=1 python -m pytest -m slow tests/test_pipeline_e2e.py  # also `transient` (~2 h 30 min)
 """
 
 import json
@@ -45,7 +45,7 @@ def test_mini_pipeline_builds_every_figure_and_its_claims_hold(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the transient experiment (~2 h 10 min)"
+    not os.environ.get("TRANSIENT_E2E"), reason="set TRANSIENT_E2E=1 to run the transient experiment (~2 h 30 min)"
 )
 def test_transient_experiment_comes_halfway_to_ridge_only_where_it_does_not_yet_memorise(tmp_path):
     # Measured on this project's CPU build (docs/transient.md, three seeds): no intermediate M is
