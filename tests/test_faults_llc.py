@@ -140,3 +140,27 @@ def test_every_epsilon_failing_is_not_refit(tmp_path, tasks, monkeypatch):
     model = init_model(cfg, 4.0)
     record = fit_checkpoint(model, llc_data(cfg, 4.0, tasks), cfg.llc, seed=0, epsilon=1e-3)
     assert record.status == FAILED and "refitted" in record.error
+
+
+def test_the_calibration_store_records_the_experiment_config_and_the_seed_it_measured(tmp_path, tasks):
+    # the archive records the config of the store written last, and after an `llc` edit that is
+    # this one: a seed-narrowed config there would make restore report a difference that is not one
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    block = copy.deepcopy(auto_config().raw)
+    block["seeds"]["train"] = [5, 6]
+    cfg = ExperimentConfig.from_dict("tiny", block)
+    write_checkpoints(cfg.for_seed(5), tmp_path / "M4")
+    tasks_path = tmp_path / "tasks.zarr"
+    write_dataset(build_tasks_dataset(cfg), tasks_path)
+    spec = importlib.util.spec_from_file_location(
+        "llc_calibration_script", Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "llc_calibration.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main("tiny", cfg.raw, [str(tmp_path / "M4")], str(tasks_path), str(tmp_path / "llc_calibration.zarr"), 1)
+    attrs = open_dataset(tmp_path / "llc_calibration.zarr", load=False).attrs
+    assert json.loads(attrs["config"]) == json.loads(cfg.to_json())
+    assert json.loads(attrs["config"])["seeds"]["train"] == [5, 6] and attrs["train_seed"] == 5
