@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                 group["lr"] = learning_rate(step, steps, cfg.training.lr, cfg.training.schedule)
             bx, by = sample_batch(t_M, seed=cfg.seeds.train, step=step, batch_size=cfg.training.batch_size,
                                   K=cfg.data.K, D=cfg.data.D, noise_variance=cfg.data.noise_variance, device=device)
-            loss = train_step(model, optimizer, bx, by)
+            loss = train_step(model, optimizer, bx, by).detach()
         print(f"M={label}: {steps} training steps and its fits in {time.perf_counter() - start:.0f} s", flush=True)
     mean = np.array([[r.llc_mean for r in row] for row in points])
     sem = np.array([[r.llc_sem for r in row] for row in points])
