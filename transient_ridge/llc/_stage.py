@@ -308,7 +308,13 @@ def build_calibration_dataset(
     variable ``chosen_epsilon`` (NaN when every estimate failed) with ``healthy``,
     ``plateau``, ``accepted`` per ``(M, step, epsilon)``, ``eligible`` per ``(M, step)``
     and the attributes ``rule_satisfied`` (0/1) and ``choice_reason``.
+
+    With a seed axis it measures the runs of ``cfg.seeds.calibration_seed`` (the
+    attribute ``train_seed``); ``config`` records the whole experiment, all seeds, since
+    this store is often the one written last (what ``archive create`` records).
     """
+    experiment_cfg = cfg
+    cfg = cfg.for_seed(cfg.seeds.calibration_seed)  # None (no seed axis): the experiment as it is
     grid = cfg.llc.calibration
     settings = calibration_settings(cfg)
     at = np.asarray(calibration_steps(cfg) if steps is None else sorted(int(s) for s in steps), dtype=np.int64)
@@ -366,6 +372,7 @@ def build_calibration_dataset(
             "choice_reason": choice.reason,
             "plateau_tolerance": PLATEAU_TOLERANCE,
             "errors": errors,
-            **provenance_attrs(cfg.name, cfg.to_json()),
+            "train_seed": int(cfg.seeds.train_seeds[0]),
+            **provenance_attrs(cfg.name, experiment_cfg.to_json()),
         },
     )

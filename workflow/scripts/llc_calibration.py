@@ -11,18 +11,13 @@ from transient_ridge.tasks import tasks_from_dataset
 
 
 def main(experiment: str, block: dict, checkpoint_dirs: list[str], tasks_path: str, output: str, threads: int) -> None:
-    experiment_cfg = ExperimentConfig.from_dict(experiment, block)
-    cfg = experiment_cfg.for_seed(experiment_cfg.seeds.calibration_seed)  # None (no seed axis) leaves it as it is
+    cfg = ExperimentConfig.from_dict(experiment, block)
     set_threads(threads)
     # the rule lists the checkpoint folders in the order of llc.calibration.M
     by_M = dict(zip(cfg.llc.calibration.M, checkpoint_dirs))
     tasks = tasks_from_dataset(open_dataset(tasks_path))
     with claim_device() as device:
         dataset = build_calibration_dataset(cfg, by_M, tasks, device=device)
-    # The store speaks for the whole experiment (the archive records the config of the store
-    # written last, and this one is written after an `llc` edit); the seed it measured is its own attr.
-    dataset.attrs["config"] = experiment_cfg.to_json()
-    dataset.attrs["train_seed"] = int(cfg.seeds.train_seeds[0])
     write_dataset(dataset, output)
 
 
