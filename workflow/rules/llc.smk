@@ -1,7 +1,9 @@
 # Local learning coefficients: per run at selected checkpoints, gathered into one
 # store, and the calibration that sweeps epsilon at a few checkpoints of a few runs
 # (of the first train seed, with a seed axis) and chooses it (llc_run reads the
-# choice when llc.epsilon is "auto").
+# choice when llc.epsilon is "auto"). Each calibration point (run x checkpoint) is
+# its own job, so the points run side by side and start as soon as their run is
+# trained; llc_calibration only stacks them and applies the rule.
 
 
 rule llc_run:
@@ -40,17 +42,35 @@ rule llc:
         "../scripts/llc_gather.py"
 
 
-rule llc_calibration:
+rule llc_calibration_point:
     input:
-        checkpoints=get_calibration_checkpoints,
-        tasks=get_tasks_store,
+        checkpoints=get_calibration_point_checkpoints,
+        tasks=get_run_tasks_store,
     output:
-        directory("results/{exp}/llc_calibration.zarr"),
+        directory("results/{exp}/llc_calibration/{run}/step{step}.zarr"),
     params:
         settings=calibration_settings,
     threads: 1
     resources:
         gpu=1,
+    log:
+        "logs/{exp}/llc_calibration/{run}/step{step}.log",
+    benchmark:
+        "results/{exp}/benchmarks/llc_calibration/{run}/step{step}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/llc_calibration_point.py"
+
+
+rule llc_calibration:
+    input:
+        get_calibration_points,
+    localrule: True
+    output:
+        directory("results/{exp}/llc_calibration.zarr"),
+    params:
+        settings=calibration_settings,
     log:
         "logs/{exp}/llc_calibration.log",
     benchmark:
