@@ -14,6 +14,7 @@ rule llc_run:
     params:
         settings=run_settings("llc_run"),
     threads: 1
+    priority: 1  # before figures that do not need the LLC: the LLC figures and claims wait for these
     resources:
         gpu=1,
     log:
@@ -51,6 +52,7 @@ rule llc_calibration_point:
     params:
         settings=calibration_settings,
     threads: 1
+    priority: 2  # first when ready: every llc_run waits for the calibration
     resources:
         gpu=1,
     log:
