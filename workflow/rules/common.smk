@@ -205,6 +205,16 @@ def get_calibration_points(wildcards):
     return [calibration_point_store(wildcards.exp, run_label(m, seed), int(step)) for m in cfg.llc.calibration.M for step in steps]
 
 
+def train_priority(wildcards):
+    """Train the runs the LLC calibration measures first: every llc_run waits for the calibration,
+    which can start as soon as its own runs are trained, while the other runs train beside it."""
+    cfg = EXPERIMENTS[wildcards.exp]
+    if cfg.llc.calibration is None:
+        return 0
+    M, seed = cfg.parse_run(wildcards.run)
+    return 1 if M in cfg.llc.calibration.M and seed == calibration_seed(wildcards.exp) else 0
+
+
 def get_calibration_point_checkpoints(wildcards):
     return f"{run_dir(wildcards.exp, wildcards.run)}/checkpoints"
 
