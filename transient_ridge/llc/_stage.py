@@ -24,6 +24,7 @@ from ..config import AUTO, ConfigError, ExperimentConfig, LLCConfig, format_task
 from ..data import sample_sequences, task_set
 from ..predictors import ridge_predict
 from ..schedule import checkpoint_steps, log_spaced_subset, weight_steps
+from ..seeds import SEED, stack_seeds
 from ..store import provenance_attrs
 from ._calibration import PLATEAU_TOLERANCE, choose_epsilon
 from ._diagnostics import HALF_Z_MAX, NO_ESTIMATE, RHAT_MAX, SPIKE_RATIO, STATUS_FLAGS, status_code
@@ -249,12 +250,38 @@ def build_run_llc_dataset(
     )
 
 
-def gather_llc_datasets(datasets: Iterable[xr.Dataset]) -> xr.Dataset:
-    """Stack per-run LLC datasets along a sorted ``M`` dim.
+def gather_llc_datasets(datasets: Iterable[xr.Dataset], *, seed_axis: bool = False) -> xr.Dataset:
+    """``llc.zarr``: the per-run LLC datasets stacked along a sorted ``M`` dim (and ``seed`` with a seed axis).
 
     Steps (and draws) missing in a run become NaN, its ``status`` :data:`NO_ESTIMATE`;
-    the ``errors`` attributes of all runs are joined.
+    the ``errors`` attributes of all runs are joined. With ``seed_axis`` every run names
+    its train seed in the attribute ``train_seed``; each seed's runs are gathered along
+    ``M``, then stacked along ``seed`` (``seeds.stack_seeds``), the SGLD seed (attribute
+    ``seed``) becoming the ``(seed)`` variable ``sgld_seed``; variables get the dims
+    ``(M, seed, step, …)``.
     """
+    datasets = list(datasets)
+    if not seed_axis:
+        return _gather_over_M(datasets)
+    by_seed: dict[int, list[xr.Dataset]] = {}
+    for ds in datasets:
+        if "train_seed" not in ds.attrs:
+            raise ValueError("a run's llc.zarr has no 'train_seed' attribute; it was made before the seed axis: rebuild it")
+        by_seed.setdefault(int(ds.attrs["train_seed"]), []).append(ds)
+    gathered = []
+    for seed, group in by_seed.items():
+        one = _gather_over_M(group)
+        one.attrs["train_seed"] = seed
+        if SEED in one.attrs:
+            one["sgld_seed"] = ((), int(one.attrs[SEED]))
+        gathered.append(one)
+    stacked = stack_seeds(gathered, lambda ds: int(ds.attrs["train_seed"]))
+    stacked.attrs.pop("train_seed", None)
+    order = {name: [d for d in ("M", SEED) if d in var.dims] for name, var in stacked.data_vars.items()}
+    return stacked.assign({name: var.transpose(*order[name], ...) for name, var in stacked.data_vars.items()})
+
+
+def _gather_over_M(datasets: list[xr.Dataset]) -> xr.Dataset:
     datasets = sorted(datasets, key=lambda d: float(d["M"]))
     errors = [e for d in datasets for e in d.attrs.get("errors", [])]
     combined = xr.concat(
