@@ -46,7 +46,7 @@ def smallest_M_ends_at_dmmse(s: ClaimInputs) -> Claim:
     ratio = dmmse / ridge
     return Claim.judged(
         name, statement, ratio <= DMMSE_FAR_BELOW,
-        f"M = {label(small)}: distance to dMMSE_M {ratio:.2g} x that to ridge",
+        f"M = {label(small)}'s distance to dMMSE_M is {ratio:.2g} x that to ridge",
         {"M": small, "dist_dmmse": dmmse, "dist_ridge": ridge, "ratio": ratio},
     )
 
