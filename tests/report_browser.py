@@ -11,7 +11,8 @@ returns what it found wrong, one line per problem:
 
 - the figures table lists other figures than expected;
 - a figure's image is missing, did not load (``naturalWidth`` 0) or is not shown;
-- a figure's page lacks its caption or a text it must show (provenance);
+- a figure's page lacks its caption, shows it with raw markup, or lacks a text it
+  must show (provenance);
 - the claims page lacks the verdict table, shows another verdict, or its download
   differs from claims.md.
 
@@ -172,9 +173,6 @@ class Page:
             " if (!els.length) return false; els[0].click(); return true; })()"
         ))  # fmt: skip
 
-    def text(self) -> str:
-        return str(self.js("document.body.innerText"))
-
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
@@ -291,6 +289,8 @@ def check_report(
             text, caption = _details_text(page)
             if len(caption.split()) < 5:
                 problems.append(f"{name}: no caption on its page (got {caption!r})")
+            elif "``" in caption or "**" in caption:
+                problems.append(f"{name}: its caption shows raw reStructuredText markup: {caption[:120]!r}")
             for needed in (figures or {}).get(name, ()):
                 if needed not in text:
                     problems.append(f"{name}: its page does not show {needed!r}")
