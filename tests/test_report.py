@@ -82,8 +82,12 @@ def expected_pages(work):
 
 
 def claims_verdict(work) -> str:
-    claims = json.loads((work / "results" / EXPERIMENT / "claims.json").read_text())["claims"]
-    return f"{sum(bool(claim['holds']) for claim in claims)} of {len(claims)} claims hold"
+    """The verdict line the claims page must show: claims.json's own count of each verdict."""
+    checked = json.loads((work / "results" / EXPERIMENT / "claims.json").read_text())
+    counts = checked["counts"]
+    assert sum(counts.values()) == len(checked["claims"]), counts
+    return (f"{counts['holds']} hold, {counts['does not hold']} do not hold, {counts['not testable']} not testable "
+            f"(of {len(checked['claims'])} claims).")
 
 
 def test_the_report_shows_every_figure_with_its_caption_and_provenance_and_the_claims(built, chromium):
