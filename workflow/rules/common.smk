@@ -47,7 +47,8 @@ wildcard_constraints:
 # whole experiment block from `snakemake.config`.
 STAGE_SECTIONS = {
     "tasks": ("data", "seeds.tasks", "seeds.probes", "probes"),  # also run_tasks, per run
-    "baselines": ("data", "seeds.tasks", "seeds.probes", "probes"),
+    "baselines": ("data", "seeds.tasks", "seeds.probes", "probes", "families.ridge_penalty"),
+    "evaluate": ("data.noise_variance", "families"),
     "train": TRAINING_SECTIONS,
     "pca": ("pca",),
     "llc_run": LLC_RUN_SECTIONS,
