@@ -21,6 +21,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from conftest import TINY_BLOCK
+from family_stores import with_family_fit
 from llc_stores import restatus
 from transient_ridge.llc import choose_epsilon, estimate_status, trace_peak_ratio
 from transient_ridge.plotting._style import format_number
@@ -42,7 +43,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "plot_fi
 PAPER_NAMES = {
     "fig1_ood_loss", "fig1_distances", "fig1_pca", "fig3_loss_vs_M", "fig3_llc_vs_M",
     "figB_id_loss", "figC_pca_pairs", "figE_token_loadings", "figF_llc_traces",
-    "fig_llc_over_time", "fig_llc_calibration", "fig1", "fig3",
+    "fig_llc_over_time", "fig_llc_calibration", "fig_predictor_fit", "fig1", "fig3",
 }  # fmt: skip
 
 
@@ -134,6 +135,7 @@ def synthetic_inputs(
             coords={"step": steps, "token": tokens, "sequence": np.arange(n_sequences)},
             attrs=dict(attrs, M=float(M), t_crit=int(steps[np.argmin(ood)])),
         )
+        outputs[float(M)] = with_family_fit(outputs[float(M)], seed=i)
         angle = np.pi * (0.2 + 0.6 * to_dmmse) + 0.1 * i
         radius = 4 * (1 - learn) + 1
         path = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)

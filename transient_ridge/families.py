@@ -268,6 +268,7 @@ def build_family_fit(
     }
     for name, text in descriptions.items():
         dataset[name].attrs["description"] = text
+    dataset["fit_ridge_penalty"].attrs["noise_variance"] = float(tasks.attrs["noise_variance"])  # ridge's λ
     dataset["probe"].attrs["description"] = "ood: the q_inf probe set; id: the run's own q_M probe set"
     return dataset
 

@@ -140,7 +140,7 @@ def build_pca_dataset(
         "feature": feature,
         "feature_sequence": ("feature", np.repeat(np.arange(n_sequences), n_tokens)),
         "feature_token": ("feature", np.tile(first["token"].values, n_sequences)),
-        "predictor": predictor_labels,
+        "predictor": np.array(predictor_labels, dtype=object),  # variable-length strings: a zarr 3 data type
     }
     if seeds is not None:
         coords[SEED] = np.array(seeds, dtype=np.int64)

@@ -6,7 +6,7 @@ modules each hold one part:
 - ``_smooth``: the centred moving average over checkpoints;
 - ``_style``: sizes, fonts, the M colour map and legend, the step axis;
 - ``_inputs``: ``FigureInputs`` (the opened stores) and ``FigureSettings``;
-- ``_training``, ``_pca``, ``_sweep``, ``_llc``: the panels, by subject;
+- ``_training``, ``_pca``, ``_sweep``, ``_llc``, ``_families``: the panels, by subject;
 - ``_registry``: figure names, the stores each needs, dispatch and saving.
 """
 

@@ -17,7 +17,7 @@ from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE
 from transient_ridge.provenance import ProvenanceError, read_provenance
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
-TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig1"]
+TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig_predictor_fit", "fig1"]
 
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")

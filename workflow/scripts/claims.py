@@ -2,6 +2,7 @@
 
 With a seed axis every claim is checked on each train seed's runs and reported as
 "holds in k of n seeds" with each seed's numbers; the LLC sections come once per seed.
+The fitted predictor families follow as a report (transient_ridge.family_findings).
 """
 
 import json
@@ -21,6 +22,7 @@ from transient_ridge.claims import (
     summarize_over_seeds,
 )
 from transient_ridge.config import ExperimentConfig
+from transient_ridge.family_findings import family_findings
 from transient_ridge.llc import (
     calibration_report,
     llc_health_report,
@@ -98,6 +100,11 @@ def main(
     commit = stamp["git_commit"][:12] + (" (uncommitted changes or untracked files)" if stamp["git_dirty"] is True else "")
     footer = f"\n\n_Checked by rule `{stamp['rule']}` at commit {commit}, {stamp['created_utc']}._\n"
     window = cfg.figures.smoothing_window
+    findings = family_findings(outputs)  # a report beside the claims, with or without a seed axis
+    for row in findings.table:
+        if row.probe == "ood":
+            logging.info("M=%s at %s: nearest %s, %.0f %% nearer than ridge (median over seeds), beyond seed spread: %s",
+                         row.M, row.point, row.nearest, 100 * row.relative_margin[0], row.beyond_seed_spread)
     if seed_axis:
         per_seed = check_claims_over_seeds(*stores, smoothing_window=window)
         summary = summarize_over_seeds(per_seed)
@@ -105,6 +112,8 @@ def main(
             logging.info("%s: %s", claim.name, claim.verdict)
         seeds = sorted({s for c in summary for s in c.seeds})
         lines, extra = llc_sections(llc_ds, outputs, per_seed, chosen, seeds, cfg.seeds.calibration_seed)
+        lines += findings.markdown
+        extra["predictor_families"] = findings.report
         markdown = seed_claims_markdown(experiment, summary, lines)
         report = json.loads(seed_claims_json(experiment, summary, extra))
     else:
@@ -112,6 +121,8 @@ def main(
         for claim in claims:
             logging.info("%s: %s", claim.name, "holds" if claim.holds else "does NOT hold")
         lines, extra = llc_sections(llc_ds, outputs, {None: claims}, chosen, None)
+        lines += findings.markdown
+        extra["predictor_families"] = findings.report
         markdown = claims_markdown(experiment, claims, lines)
         report = json.loads(claims_json(experiment, claims, extra))
     Path(md).write_text(markdown.rstrip("\n") + footer)
