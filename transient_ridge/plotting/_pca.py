@@ -127,7 +127,7 @@ def _draw_ridge_path(ax: Axes, pca: xr.Dataset, pc_x: Any, pc_y: Any) -> str | N
     xy = path.values
     ax.plot(xy[:, 0], xy[:, 1], color=RIDGE_LAMBDA_COLOR, linestyle="--", linewidth=0.9, zorder=6)
     ax.plot(*xy[-1], color=RIDGE_LAMBDA_COLOR, linestyle="none", zorder=6, **RIDGE_PATH_END)
-    return f"ridge$_\\lambda$, $\\lambda$: $\\sigma^2$ → {float(path['ridge_penalty'].max()):g}"
+    return f"ridge$_\\lambda$, $\\sigma^2$ ≤ $\\lambda$ ≤ {float(path['ridge_penalty'].max()):g}"
 
 
 def figC_pca_pairs(pca: xr.Dataset, colors: Mapping[float, Color], window: int, max_pcs: int) -> Figure:

@@ -96,7 +96,7 @@ def _fig1_pca(inputs: FigureInputs, settings: FigureSettings, colors: Colors) ->
     ax = fig.add_subplot()
     handles = draw_pca_pair(ax, inputs.pca, colors, pc1, pc2, settings.window)
     add_m_legend(fig, ax, colors)
-    add_marker_legend(fig, handles, ncols=4)
+    add_marker_legend(fig, handles, ncols=4 if len(handles) <= 4 else 3)
     return fig
 
 
