@@ -1,67 +1,255 @@
-"""Benchmark: the whole pipeline of one experiment from a clean results folder, with the per-rule breakdown.
+"""Benchmark and profile: where a pipeline run's wall time goes.
 
-    python benchmarks/bench_pipeline.py                 # mini, 2 cores, in a temporary copy of the repo
-    python benchmarks/bench_pipeline.py --target transient --cores 2
+    python benchmarks/bench_pipeline.py                       # run mini (2 cores) in a fresh folder, then profile it
+    python benchmarks/bench_pipeline.py --target transient --experiment transient --cores 2
+    python benchmarks/bench_pipeline.py --profile /path/to/finished/checkout   # profile a finished run, run nothing
 
-Runs `snakemake -c CORES TARGET --directory <fresh temporary folder>` (so nothing
-of results/ is reused), then reads Snakemake's `benchmark:` files and prints the
-wall time of each rule (summed over its jobs) next to the total. The
-reference for the ratios is the total wall time of the same run.
+The run mode executes `snakemake -c CORES TARGET --directory <fresh temporary folder>`
+(nothing of results/ is reused). Both modes then read Snakemake's log of the run
+(`.snakemake/log/*.snakemake.log`, the newest, or `--log`) and the rules'
+`benchmark:` files, and print:
+
+- per stage (rule; every figure rule counts as `figures`): jobs, job-seconds (the
+  `benchmark:` wall time, i.e. the script alone) and scheduled seconds (start to
+  finish in Snakemake's log, start-up included);
+- the critical path of the schedule as it happened: from the job that finished last,
+  back through the job whose end released it (a dependency, or a core it waited for);
+- idle core-seconds: ``cores x wall`` minus the scheduled seconds of every job
+  (threads counted), i.e. what a perfect packing could still fill;
+- the floor the work sets on N cores: ``max(longest dependency chain, scheduled
+  seconds / N)``, the best any schedule of these jobs could do.
+
+The reference for every share is the run's own wall time (Snakemake's log from its
+first to its last line), measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def rule_of(path: Path, root: Path) -> str:
-    parts = path.relative_to(root).parts  # e.g. ('train', 'M16.tsv') or ('pca.tsv',)
-    if parts[0] == "figures":
-        return "figures"
-    return parts[0].removesuffix(".tsv")
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+_FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
+_FIELD = re.compile(r"^    (\w+): (.*)$")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--target", default="all")
-    parser.add_argument("--experiment", default="mini")
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+@dataclass
+class Job:
+    """One job of a Snakemake run, as its log shows it (times in seconds from the run's start)."""
+
+    jobid: int
+    rule: str
+    start: float
+    end: float = float("nan")
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    wildcards: str = ""
+    threads: int = 1
+    benchmark: str = ""
+    deps: list[int] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def label(self) -> str:
+        return f"{self.rule}[{self.wildcards}]" if self.wildcards else self.rule
+
+    @property
+    def stage(self) -> str:
+        return "figures" if self.rule.startswith("fig") else self.rule
+
+
+def _when(stamp: str) -> float:
+    return datetime.strptime(" ".join(stamp.split()), "%a %b %d %H:%M:%S %Y").timestamp()
+
+
+def parse_log(text: str) -> tuple[list[Job], float]:
+    """The jobs of a Snakemake log and the run's wall time (first to last time stamp), in seconds.
+
+    Target rules without a script (``all``, experiment targets) are kept: they take
+    no time and close the dependency chains.
+    """
+    jobs: dict[int, Job] = {}
+    stamp: float | None = None
+    first: float | None = None
+    last = 0.0
+    current: Job | None = None
+    for line in text.splitlines():
+        if match := _STAMP.match(line):
+            stamp = _when(match.group(1))
+            first = stamp if first is None else first
+            last = stamp
+            current = None
+        elif (match := _RULE.match(line)) and stamp is not None:
+            current = Job(jobid=-1, rule=match.group(1), start=stamp)
+        elif (match := _FINISHED.match(line)) and stamp is not None:
+            jobs[int(match.group(1))].end = stamp
+        elif current is not None and (match := _FIELD.match(line)):
+            key, value = match.groups()
+            if key == "jobid":
+                current.jobid = int(value)
+                jobs[current.jobid] = current
+            elif key in ("input", "output"):
+                setattr(current, key + "s", tuple(v.strip() for v in value.split(",")))
+            elif key == "wildcards":
+                current.wildcards = ", ".join(v.split("=", 1)[1] for v in value.split(", ") if not v.startswith("exp="))
+            elif key == "threads":
+                current.threads = int(value)
+            elif key == "benchmark":
+                current.benchmark = value.strip()
+    if first is None:
+        raise ValueError("no time stamps in the log: is it a Snakemake log of a run that executed jobs?")
+    producers = {path: job.jobid for job in jobs.values() for path in job.outputs}
+    for job in jobs.values():
+        job.start -= first
+        job.end -= first
+        job.deps = sorted({producers[p] for p in job.inputs if p in producers})
+    unfinished = [job.label for job in jobs.values() if job.end != job.end]
+    if unfinished:
+        raise ValueError(f"jobs without a 'Finished' line (a failed or killed run?): {unfinished[:5]}")
+    return sorted(jobs.values(), key=lambda j: (j.start, j.jobid)), last - first
+
+
+def critical_path(jobs: list[Job]) -> list[tuple[Job, str]]:
+    """The chain of jobs that set the wall time, last job first, each with why it started when it did.
+
+    From the job that finished last, step back to the job whose end came last before
+    (or at) this job's start: a dependency ("after <dep>"), or any other job, whose end
+    freed the core it waited for ("waited for a core"). The reason of the first job is
+    "start".
+    """
+    by_id = {job.jobid: job for job in jobs}
+    job = max(jobs, key=lambda j: (j.end, j.start))
+    chain: list[tuple[Job, str]] = []
+    while True:
+        earlier = [j for j in jobs if j.end <= job.start and j.jobid != job.jobid]
+        if not earlier:
+            chain.append((job, "start"))
+            return chain
+        deps = [by_id[d] for d in job.deps]
+        released = max(earlier, key=lambda j: (j.end, j.jobid in job.deps))
+        last_dep = max(deps, key=lambda j: j.end) if deps else None
+        if last_dep is not None and last_dep.end >= released.end:
+            chain.append((job, "after its input"))
+            job = last_dep
+        else:
+            chain.append((job, "waited for a core"))
+            job = released
+
+
+def longest_chain(jobs: list[Job]) -> float:
+    """Seconds of the longest dependency chain (scheduled seconds summed): the wall time on unlimited cores."""
+    by_id = {job.jobid: job for job in jobs}
+    finish: dict[int, float] = {}
+
+    def earliest_finish(jobid: int) -> float:
+        if jobid not in finish:
+            job = by_id[jobid]
+            finish[jobid] = max((earliest_finish(d) for d in job.deps), default=0.0) + job.seconds
+        return finish[jobid]
+
+    return max(earliest_finish(job.jobid) for job in jobs)
+
+
+def read_benchmark(path: Path) -> float | None:
+    """The wall seconds of a Snakemake ``benchmark:`` file, or None when it is missing."""
+    if not path.exists():
+        return None
+    with open(path) as handle:
+        return float(next(csv.DictReader(handle, delimiter="\t"))["s"])
+
+
+def profile(workdir: Path, cores: int, log: Path | None = None) -> str:
+    """The profile of a finished run in ``workdir`` (module docstring), as printable text."""
+    if log is None:
+        logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+        if not logs:
+            raise SystemExit(f"no Snakemake log under {workdir / '.snakemake' / 'log'}")
+        log = logs[-1]
+    jobs, wall = parse_log(log.read_text())
+    lines = [f"profile of {log} ({len(jobs)} jobs, {cores} cores): {wall:.0f} s wall", ""]
+
+    per_stage: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        per_stage[job.stage].append(job)
+    lines += ["| stage | jobs | job-seconds (script) | scheduled seconds | share of cores x wall | from–to (s) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    total_scheduled = sum(job.seconds * job.threads for job in jobs)
+    total_script = 0.0
+    for stage, members in sorted(per_stage.items(), key=lambda item: -sum(j.seconds for j in item[1])):
+        script = [read_benchmark(workdir / job.benchmark) for job in members if job.benchmark]
+        script_s = sum(s for s in script if s is not None)
+        total_script += script_s
+        scheduled = sum(job.seconds * job.threads for job in members)
+        if scheduled == 0 and not script:
+            continue  # target rules
+        lines.append(
+            f"| {stage} | {len(members)} | {script_s:.0f} | {scheduled:.0f} | {scheduled / (wall * cores):.0%} | "
+            f"{min(j.start for j in members):.0f}–{max(j.end for j in members):.0f} |"
+        )
+    lines.append(f"| all | {len(jobs)} | {total_script:.0f} | {total_scheduled:.0f} | "
+                 f"{total_scheduled / (wall * cores):.0%} | 0–{wall:.0f} |")
+
+    idle = cores * wall - total_scheduled
+    chain = longest_chain(jobs)
+    lines += ["", f"idle core-seconds: {idle:.0f} of {cores * wall:.0f} ({idle / (cores * wall):.0%})",
+              f"longest dependency chain: {chain:.0f} s (the wall time on unlimited cores)",
+              "floor set by the work: " + ", ".join(
+                  f"{n} cores {max(chain, total_scheduled / n):.0f} s" for n in (1, 2, 4, 8)),
+              "", "critical path (first job first):", "",
+              "| job | start (s) | end (s) | seconds | started |", "| --- | --- | --- | --- | --- |"]
+    for job, why in reversed(critical_path(jobs)):
+        lines.append(f"| {job.label} | {job.start:.0f} | {job.end:.0f} | {job.seconds:.0f} | {why} |")
+    return "\n".join(lines)
+
+
+def run_pipeline(target: str, cores: int, workdir: Path) -> float:
+    """Run ``snakemake -c cores target`` from this repository in ``workdir``; the wall seconds."""
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
-    command = [snakemake, "-c", str(args.cores), args.target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    command = [snakemake, "-c", str(cores), target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     total = time.perf_counter() - start
     if result.returncode != 0:
         print(result.stderr[-5000:])
         raise SystemExit(f"pipeline failed; working directory kept at {workdir}")
-    root = workdir / "results" / args.experiment / "benchmarks"
-    per_rule: dict[str, float] = defaultdict(float)
-    jobs: dict[str, int] = defaultdict(int)
-    for path in root.rglob("*.tsv"):
-        with open(path) as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        per_rule[rule_of(path, root)] += float(row["s"])
-        jobs[rule_of(path, root)] += 1
-    print(f"snakemake -c {args.cores} {args.target}: {total:.0f} s wall in total")
-    print(f"{'rule':18s} {'jobs':>4s} {'job-seconds':>12s} {'share of wall x cores':>22s}")
-    for rule, seconds in sorted(per_rule.items(), key=lambda item: -item[1]):
-        print(f"{rule:18s} {jobs[rule]:4d} {seconds:12.1f} {seconds / (total * args.cores):21.1%}")
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="all")
+    parser.add_argument("--experiment", default="mini")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
+    parser.add_argument("--profile", type=Path, help="profile the finished run in this folder; run nothing")
+    parser.add_argument("--log", type=Path, help="the Snakemake log to read (default: the newest in the folder)")
+    args = parser.parse_args()
+    if args.profile is not None:
+        print(profile(args.profile, args.cores, args.log))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    total = run_pipeline(args.target, args.cores, workdir)
+    print(f"snakemake -c {args.cores} {args.target}: {total:.0f} s wall in total (measured around the command)\n")
+    print(profile(workdir, args.cores))
     claims = workdir / "results" / args.experiment / "claims.md"
     if claims.exists():
-        print(claims.read_text().split("\n\n")[1])
+        print("\n" + claims.read_text().split("\n\n")[1])
     if args.keep:
         print(f"kept {workdir}")
     else:

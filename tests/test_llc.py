@@ -381,13 +381,28 @@ def reference_chain(
     return np.array(trace), float(np.mean(accept)) if accept else math.nan
 
 
-@pytest.mark.parametrize("which", ["mlp", "transformer"])
+class _NoStackedForward(nn.Module):
+    """The wrapped model without ``forward_stacked``: the estimator falls back to vmap."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.inner(*inputs)
+
+
+@pytest.mark.parametrize("which", ["mlp", "transformer", "transformer_vmap"])
 def test_batched_chains_match_one_chain_at_a_time(which):
+    """Both batched paths (the transformer's own stacked forward, and vmap for any module) against a plain loop."""
     if which == "mlp":
         model, x, y = small_regression()
         inputs, targets = (x,), y
     else:
         model, inputs, targets = tiny_transformer()
+        assert hasattr(model, "forward_stacked")
+        if which == "transformer_vmap":
+            model = _NoStackedForward(model)
     settings = dict(SMALL, steps_between_draws=2)
     est = SGLDLearningCoefficient(**settings).fit(model, F.mse_loss, inputs, targets)
     for c, s in enumerate(chain_seeds(settings["seed"], settings["num_chains"])):

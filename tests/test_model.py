@@ -90,3 +90,20 @@ def test_strict_load_names_the_parameter(tmp_path):
     other = ModelConfig(D=3, K=5, n_layer=2, d_model=16, n_head=2, d_mlp=64)
     with pytest.raises(CheckpointMismatchError, match="d_mlp"):
         load_checkpoint(path, expected_config=other)
+
+
+def test_stacked_forward_equals_each_model_on_its_own():
+    """C models with their own weights in one batched call give what each model gives alone."""
+    config = ModelConfig(D=3, K=5, n_layer=2, d_model=16, n_head=2, d_mlp=24)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(InContextRegressionTransformer(config))
+    params = {name: torch.stack([m.state_dict()[name] for m in models]) for name in models[0].state_dict()}
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 4, config.K, config.D, generator=generator)
+    y = torch.randn(3, 4, config.K, generator=generator)
+    with torch.no_grad():
+        stacked = models[0].forward_stacked(params, x, y)
+        for c, model in enumerate(models):
+            torch.testing.assert_close(stacked[c], model(x[c], y[c]), rtol=1e-5, atol=1e-5)

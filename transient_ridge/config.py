@@ -44,6 +44,8 @@ __all__ = [
     "parse_run_label",
     "load_yaml",
     "validate_config",
+    "TRAINING_SECTIONS",
+    "LLC_RUN_SECTIONS",
 ]
 
 
@@ -726,3 +728,34 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         )
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+# ---- what each stage's results depend on (the workflow's params; torch-free) ----
+
+# The config sections a training run depends on: a resume state written under other
+# values of these is discarded; other sections (LLC, figures, ...) may change freely.
+TRAINING_SECTIONS = (
+    "data",
+    "seeds.tasks",
+    "seeds.train",
+    "seeds.init",
+    "seeds.probes",
+    "probes",
+    "model",
+    "training",
+    "checkpoints",
+    "evaluation",
+)
+
+
+# The config an llc_run job depends on (its rule's params, so Snakemake's params
+# trigger fires on these only): every SGLD setting but the calibration grid. With
+# `epsilon: auto` the chosen epsilon reaches llc_run as an input (the calibration
+# store), so a changed grid reruns llc_run through that edge; with an explicit
+# epsilon the grid does not matter to it.
+LLC_RUN_SECTIONS = (
+    *(f"llc.{field.name}" for field in dataclasses.fields(LLCConfig) if field.name != "calibration"),
+    "seeds.sgld",
+    "training.steps",
+    "checkpoints",
+)

@@ -15,8 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a batch is drawn: the task and probe stages never need it
+    import torch
 
 __all__ = [
     "draw_task_sequence",
@@ -65,7 +69,7 @@ def sample_batch(
     D: int,
     noise_variance: float,
     device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch from ``q_M``, a pure function of ``(seed, step)``.
 
@@ -74,6 +78,9 @@ def sample_batch(
     Returns:
         ``x`` of shape ``(batch_size, K, D)`` and ``y`` of shape ``(batch_size, K)``.
     """
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     generator = torch.Generator(device=device).manual_seed(stream_seed(seed, step))
     if tasks is None:
         task = torch.randn(batch_size, D, generator=generator, device=device, dtype=dtype)

@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .model import InContextRegressionTransformer, ModelConfig, interleave_tokens
+from .model import InContextRegressionTransformer, ModelConfig, stacked_forward
 
 __all__ = ["EnsembleTransformer", "EnsembleAdam", "sample_ensemble_batch"]
 
@@ -71,34 +70,7 @@ class EnsembleTransformer:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Predictions ``(E, B, K)`` for inputs ``x (E, B, K, D)``, ``y (E, B, K)``."""
-        p = self.parameters()
-        E, B, K, D = x.shape
-        n_head = self.config.n_head
-        tokens = interleave_tokens(x.reshape(E * B, K, D), y.reshape(E * B, K)).reshape(E, B * 2 * K, D + 1)
-        h = torch.bmm(tokens, p["embed.weight"].transpose(1, 2))  # (E, B·T, d)
-        d = h.shape[-1]
-        T = 2 * K
-        h = (h.reshape(E, B, T, d) + p["position.weight"][:, None, :T]).reshape(E, B * T, d)
-
-        def linear(inputs: torch.Tensor, name: str) -> torch.Tensor:  # (E, N, in) -> (E, N, out)
-            return torch.baddbmm(p[f"{name}.bias"][:, None, :], inputs, p[f"{name}.weight"].transpose(1, 2))
-
-        def layer_norm(inputs: torch.Tensor, name: str) -> torch.Tensor:
-            normed = F.layer_norm(inputs, (d,))
-            return normed * p[f"{name}.weight"][:, None, :] + p[f"{name}.bias"][:, None, :]
-
-        for i in range(self.config.n_layer):
-            prefix = f"blocks.{i}"
-            qkv = linear(layer_norm(h, f"{prefix}.ln_attn"), f"{prefix}.attn.qkv")  # (E, B·T, 3d)
-            q, k, v = (
-                part.reshape(E * B, T, n_head, d // n_head).transpose(1, 2) for part in qkv.split(d, dim=2)
-            )  # (E·B, nh, T, hs)
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            h = h + linear(attended.transpose(1, 2).reshape(E, B * T, d), f"{prefix}.attn.proj")
-            up = F.gelu(linear(layer_norm(h, f"{prefix}.ln_mlp"), f"{prefix}.mlp.up"))
-            h = h + linear(up, f"{prefix}.mlp.down")
-        out = torch.bmm(layer_norm(h, "ln_final"), p["unembed.weight"].transpose(1, 2))  # (E, B·T, D+1)
-        return out.reshape(E, B, T, D + 1)[:, :, 0::2, 0]
+        return stacked_forward(self.config, self.parameters(), x, y)
 
 
 @dataclass

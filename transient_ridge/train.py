@@ -29,7 +29,7 @@ import torch
 import xarray as xr
 
 from .checkpoint import atomic_torch_save, checkpoint_path, save_checkpoint
-from .config import ExperimentConfig, format_task_count
+from .config import TRAINING_SECTIONS, ExperimentConfig, format_task_count
 from .data import sample_batch, task_set
 from .model import InContextRegressionTransformer, ModelConfig
 from .precision import training_precision
@@ -48,22 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# The config sections a training run depends on: a resume state written under other
-# values of these is discarded; other sections (LLC, figures, ...) may change freely.
-TRAINING_SECTIONS = (
-    "data",
-    "seeds.tasks",
-    "seeds.train",
-    "seeds.init",
-    "seeds.probes",
-    "probes",
-    "model",
-    "training",
-    "checkpoints",
-    "evaluation",
-)
-
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""

@@ -17,7 +17,9 @@ One idea per private module, re-exported here (docs/llc.md has the whole story):
   (Carroll et al. 2025, Fig. 3).
 """
 
+from ..config import LLC_RUN_SECTIONS
 from ._calibration import PLATEAU_TOLERANCE, EpsilonChoice, choose_epsilon
+from ._gather import gather_llc_datasets
 from ._diagnostics import (
     FAILED,
     HALF_BATCHES,
@@ -35,7 +37,6 @@ from ._diagnostics import (
     trace_peak_ratio,
 )
 from ._read import Estimate, Estimates, estimate_at, final_estimate, read_estimates
-from ._record import LLCRecord, fit_checkpoint, mse
 from ._report import (
     SIGNIFICANCE,
     calibration_report,
@@ -48,20 +49,30 @@ from ._report import (
     tradeoff_markdown,
     transience_prediction_claim,
 )
-from ._sgld import SGLDLearningCoefficient, chain_seeds, estimate_llc, mala_log_acceptance
-from ._stage import (
-    LLC_RUN_SECTIONS,
-    build_calibration_dataset,
-    build_run_llc_dataset,
-    calibration_settings,
-    calibration_steps,
-    checkpoint_losses,
-    gather_llc_datasets,
-    llc_data,
-    llc_steps,
-    records_variables,
-)
 from ._trend import SHAPE_TOLERANCE, TOO_FEW, curve_shape, llc_over_training_markdown, llc_over_training_report
+
+# The estimator, the records and the stage need torch; figures, claims and the
+# calibration rule's choice do not, and importing torch costs ~2 s per job. These
+# names are imported on first use (PEP 562).
+_TORCH_BACKED = {
+    "LLCRecord": "._record", "fit_checkpoint": "._record", "mse": "._record",
+    "SGLDLearningCoefficient": "._sgld", "chain_seeds": "._sgld", "estimate_llc": "._sgld",
+    "mala_log_acceptance": "._sgld",
+    "build_calibration_dataset": "._stage", "build_run_llc_dataset": "._stage",
+    "calibration_settings": "._stage", "calibration_steps": "._stage", "checkpoint_losses": "._stage",
+    "llc_data": "._stage", "llc_steps": "._stage", "records_variables": "._stage",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _TORCH_BACKED:
+        import importlib
+
+        value = getattr(importlib.import_module(_TORCH_BACKED[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PLATEAU_TOLERANCE", "EpsilonChoice", "choose_epsilon",

@@ -23,8 +23,10 @@ over all ``n`` samples.
 
 All chains run as one batched computation: each parameter of shape ``S`` is
 held as one ``(C, *S)`` tensor (``C`` chains), the model is evaluated with
-``torch.func.functional_call`` under ``torch.func.vmap`` over the chain dim,
-one backward pass through the batched graph gives every chain's gradient at
+``torch.func.functional_call`` under ``torch.func.vmap`` over the chain dim
+(or, for a model with a ``forward_stacked(params, *inputs)`` method such as the
+package transformer, by that method on the stacked weights directly), one
+backward pass through the batched graph gives every chain's gradient at
 once, and the update is a handful of ``torch._foreach_*`` calls over all
 parameters. Chain ``c`` draws its minibatch indices and its
 noise from its own ``torch.Generator`` seeded by :func:`chain_seeds`, so a
@@ -263,12 +265,16 @@ class SGLDLearningCoefficient:
             if self.raise_on_failure:
                 raise ValueError(reason)
             return self._set_failed(reason, seeds, sum(sizes), burnin, draws, num_steps, start)
-        with torch.no_grad():
-            # The chains' weights: one contiguous (C, *shape) leaf per parameter
-            # (contiguous per-chain weights keep the batched matmuls fast).
-            w_star = [p.detach().expand(C, *p.shape).clone() for _, p in named]  # w*, stacked
-            theta = [w.clone().requires_grad_(True) for w in w_star]
         P = sum(sizes)
+        with torch.no_grad():
+            # The chains' weights: one (C, P) leaf, row c = chain c's parameters in
+            # `names` order; each parameter is a (C, *shape) view of it, so the
+            # update is a few whole-buffer operations instead of one per parameter.
+            w_star = torch.cat([p.detach().reshape(-1) for _, p in named]).expand(C, P).clone()  # w*, stacked
+            theta = w_star.clone().requires_grad_(True)
+
+        def parameter_views(flat: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {name: v.view(C, *shape) for name, v, shape in zip(names, flat.split(sizes, dim=1), shapes)}
 
         def chain_loss(params: dict[str, torch.Tensor], batch_inputs: tuple, batch_targets: torch.Tensor) -> torch.Tensor:
             # One chain's minibatch loss ℓ_m(w): params hold its weights, the
@@ -276,11 +282,22 @@ class SGLDLearningCoefficient:
             return loss_fn(functional_call(model, {**params, **fixed}, batch_inputs), batch_targets)
 
         batched_loss = vmap(chain_loss, in_dims=(0, 0, 0))  # chain dim 0 everywhere -> (C,)
+        stacked = getattr(model, "forward_stacked", None) if not fixed else None
+        per_chain_loss = vmap(loss_fn, in_dims=(0, 0))  # (C, m, ...) outputs and targets -> (C,)
+
+        def chains_loss(params: dict[str, torch.Tensor], batch_inputs: tuple, batch_targets: torch.Tensor) -> torch.Tensor:
+            # Every chain's minibatch loss, (C,). A model that evaluates stacked weights
+            # itself (the package transformer) skips vmap's batching rules: faster on a CPU.
+            if stacked is not None:
+                return per_chain_loss(stacked(params, *batch_inputs), batch_targets)
+            # The fused CPU attention kernels have no vmap batching rule; the
+            # math kernel is made of batchable ops.
+            with sdpa_kernel([SDPBackend.MATH]):
+                return batched_loss(params, batch_inputs, batch_targets)
 
         generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
         noise = torch.empty(C, P, device=device, dtype=dtype)  # row c: chain c's N(0, I_P) draw
-        noise_views = [v.view(C, *shape) for v, shape in zip(noise.split(sizes, dim=1), shapes)]
         index = torch.empty(C, m, device=device, dtype=torch.long)  # row c: chain c's minibatch
         step_losses = torch.full((num_steps, C), float("nan"), device=device, dtype=dtype)
         # MALA acceptance of each post-burn-in transition s -> s+1 (row s - burnin), see mala_log_acceptance
@@ -296,27 +313,24 @@ class SGLDLearningCoefficient:
             batch_inputs = tuple(t[index] for t in inputs)  # each (C, m, ...)
             batch_targets = targets[index]  # (C, m, ...)
 
-            # The fused CPU attention kernels have no vmap batching rule; the
-            # math kernel is made of batchable ops.
-            with sdpa_kernel([SDPBackend.MATH]):
-                losses = batched_loss(dict(zip(names, theta)), batch_inputs, batch_targets)  # (C,)
+            losses = chains_loss(parameter_views(theta), batch_inputs, batch_targets)  # (C,)
             # Chains are independent, so the gradient of the sum holds each
             # chain's own gradient ∇ℓ_m(w_c) in its row.
-            grads = torch.autograd.grad(losses.sum(), theta)
+            (grad,) = torch.autograd.grad(losses.sum(), theta)  # (C, P)
             with torch.no_grad():
                 step_losses[step] = losses
                 # Δw = −ε/2 (nβ ∇ℓ_m(w) + γ (w − w*)) + √ε ξ, every term at the current w.
-                drift = torch._foreach_mul(grads, nbeta)  # G = ∇U, U(w) = nβ ℓ_m(w) + γ/2 ‖w − w*‖²
-                offset = torch._foreach_sub(theta, w_star)
+                drift = grad.mul_(nbeta)  # G = ∇U, U(w) = nβ ℓ_m(w) + γ/2 ‖w − w*‖²
+                offset = theta - w_star
                 if gamma:
-                    torch._foreach_add_(drift, offset, alpha=gamma)
+                    drift.add_(offset, alpha=gamma)
                 if step >= burnin:
-                    potential = nbeta * losses + gamma / 2 * _per_chain_sum_of_squares(offset, C)  # U_s, (C,)
+                    potential = nbeta * losses + gamma / 2 * offset.square().sum(dim=1)  # U_s, (C,)
                     if previous is not None:
-                        log_accept[step - burnin - 1] = mala_log_acceptance(*previous, potential, drift, eps, C)
-                    previous = (potential, drift, noise.clone())
-                torch._foreach_add_(theta, drift, alpha=-eps / 2)
-                torch._foreach_add_(theta, noise_views, alpha=math.sqrt(eps))
+                        log_accept[step - burnin - 1] = mala_log_acceptance(*previous, potential, [drift], eps, C)
+                    previous = (potential, [drift], noise.clone())
+                theta.add_(drift, alpha=-eps / 2)
+                theta.add_(noise, alpha=math.sqrt(eps))
 
             if (step + 1) % _DIVERGENCE_CHECK_EVERY == 0 and not bool(torch.isfinite(losses).any()):
                 break  # every chain has diverged: stop early (the rest of the trace stays NaN)
@@ -324,8 +338,7 @@ class SGLDLearningCoefficient:
         with torch.no_grad():
             # Burn-in: every step. Draws: the last step of each group of `every`.
             trace = torch.cat((step_losses[:burnin], step_losses[burnin + every - 1 :: every])).T  # (C, burnin + draws)
-            # reshape, not flatten(1): a 0-dim parameter is held as a (C,) tensor
-            weights_finite = torch.stack([torch.isfinite(t).reshape(C, -1).all(dim=1) for t in theta]).all(dim=0)  # (C,)
+            weights_finite = torch.isfinite(theta).all(dim=1)  # (C,)
 
         trace_np = trace.detach().to(device="cpu", dtype=torch.float64).numpy()
         failed = ~np.isfinite(trace_np).all(axis=1) | ~weights_finite.cpu().numpy()

@@ -20,13 +20,13 @@ import torch
 import xarray as xr
 
 from ..checkpoint import checkpoint_path, load_checkpoint
-from ..config import AUTO, ConfigError, ExperimentConfig, LLCConfig, format_task_count
+from ..config import AUTO, LLC_RUN_SECTIONS, ConfigError, ExperimentConfig, LLCConfig, format_task_count
 from ..data import sample_sequences, task_set
 from ..predictors import ridge_predict
 from ..schedule import checkpoint_steps, log_spaced_subset, weight_steps
 from ..store import provenance_attrs
 from ._calibration import PLATEAU_TOLERANCE, choose_epsilon
-from ._diagnostics import HALF_Z_MAX, NO_ESTIMATE, RHAT_MAX, SPIKE_RATIO, STATUS_FLAGS, status_code
+from ._diagnostics import HALF_Z_MAX, RHAT_MAX, SPIKE_RATIO, STATUS_FLAGS, status_code
 from ._record import LLCRecord, fit_checkpoint
 
 __all__ = [
@@ -36,26 +36,12 @@ __all__ = [
     "checkpoint_losses",
     "records_variables",
     "build_run_llc_dataset",
-    "gather_llc_datasets",
     "calibration_steps",
     "calibration_settings",
     "build_calibration_dataset",
 ]
 
 log = logging.getLogger(__name__)
-
-# The config an llc_run job depends on (its rule's params, so Snakemake's params
-# trigger fires on these only): every SGLD setting but the calibration grid. With
-# `epsilon: auto` the chosen epsilon reaches llc_run as an input (the calibration
-# store), so a changed grid reruns llc_run through that edge; with an explicit
-# epsilon the grid does not matter to it.
-LLC_RUN_SECTIONS = (
-    *(f"llc.{field.name}" for field in dataclasses.fields(LLCConfig) if field.name != "calibration"),
-    "seeds.sgld",
-    "training.steps",
-    "checkpoints",
-)
-
 
 def _weight_steps(cfg: ExperimentConfig) -> np.ndarray:
     steps = checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count)
@@ -247,24 +233,6 @@ def build_run_llc_dataset(
                 "draw": np.arange(variables["loss_trace"][1].shape[-1])},
         attrs={**attrs, **provenance_attrs(cfg.name, cfg.to_json())},
     )
-
-
-def gather_llc_datasets(datasets: Iterable[xr.Dataset]) -> xr.Dataset:
-    """Stack per-run LLC datasets along a sorted ``M`` dim.
-
-    Steps (and draws) missing in a run become NaN, its ``status`` :data:`NO_ESTIMATE`;
-    the ``errors`` attributes of all runs are joined.
-    """
-    datasets = sorted(datasets, key=lambda d: float(d["M"]))
-    errors = [e for d in datasets for e in d.attrs.get("errors", [])]
-    combined = xr.concat(
-        [d.expand_dims(M=[float(d["M"])]) for d in datasets], dim="M", join="outer", combine_attrs="override",
-        fill_value={"status": NO_ESTIMATE, "failed_chains": -1, **{n: np.nan for n in datasets[0].data_vars
-                                                                   if n not in ("status", "failed_chains")}},
-    )
-    combined["status"] = combined["status"].astype(np.int8)
-    combined.attrs["errors"] = errors
-    return combined
 
 
 def calibration_steps(cfg: ExperimentConfig) -> np.ndarray:

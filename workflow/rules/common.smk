@@ -3,6 +3,8 @@ import json
 from pathlib import Path
 
 from transient_ridge.config import (
+    LLC_RUN_SECTIONS,
+    TRAINING_SECTIONS,
     ConfigError,
     ExperimentConfig,
     check_experiment,
@@ -11,8 +13,6 @@ from transient_ridge.config import (
     run_label,
     validate_config,
 )
-from transient_ridge.llc import LLC_RUN_SECTIONS
-from transient_ridge.train import TRAINING_SECTIONS
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 from transient_ridge.provenance import ProvenanceError, read_provenance
 
