@@ -296,10 +296,11 @@ def family_findings(outputs: Mapping[float, xr.Dataset]) -> FamilyFindings:
         "grids of the config section `families` (docs/stores.md, \"Fitted predictor families\"). Distances are mean "
         "squared prediction differences over sequences and tokens, as dist_ridge. 'Nearer than ridge by': (distance "
         "to ridge − distance to the nearest fitted member) / distance to ridge. 'Beyond seed spread': every seed's "
-        "margin exceeds the spread (max − min over seeds) of the distance to ridge. 'Nearest overall' counts ridge and "
-        "dMMSE_M too"
+        "margin exceeds the spread (max − min over seeds) of the distance to ridge"
         + (f"; train seeds {', '.join(map(str, seeds))}, cells give the median [min–max] over them." if seeds else
-           "; with one train seed the spread is unknown."),
+           "; with one train seed the spread is unknown.")
+        + " 'Nearest overall' counts ridge and dMMSE_M too. '(grid edge)': the fitted value is an end of its grid, "
+        "so the nearest member may lie beyond it.",
     ]
     for probe in PROBES:
         rows = [row for row in table if row.probe == probe]
