@@ -59,7 +59,9 @@ def test_a_member_that_overflowed_is_infinitely_far_and_a_nan_checkpoint_is_nan(
     predictions = np.stack([members[0], np.full(y.shape, np.nan)])
     out = mean_squared_distances(predictions, members, members[0])
     assert np.isinf(out[0, 2]) and np.isfinite(out[0, [0, 1, 3]]).all()
-    assert np.isnan(out[1, [0, 1, 3]]).all()
+    assert np.isnan(out[1]).all()
+    members[3] = 1e200  # finite, but its squared norm overflows
+    assert np.isinf(mean_squared_distances(predictions, members, members[0])[0, 3])
 
 
 @pytest.mark.parametrize("index", [0, 2, 3])

@@ -120,17 +120,22 @@ def mean_squared_distances(predictions: np.ndarray, members: np.ndarray, referen
     reference = np.asarray(reference, dtype=np.float64).reshape(1, -1)
     members = np.asarray(members, dtype=np.float64).reshape(len(members), -1) - reference
     features = members.shape[1]
-    finite = np.isfinite(members).all(axis=1)
-    members = np.where(finite[:, None], members, 0.0)
-    member_norms = np.einsum("jf,jf->j", members, members)
     out = np.empty((len(predictions), len(members)))
-    for start in range(0, len(predictions), _STEP_CHUNK):
-        block = np.asarray(predictions[start : start + _STEP_CHUNK], dtype=np.float64)
-        block = block.reshape(len(block), -1) - reference
-        norms = np.einsum("tf,tf->t", block, block)
-        out[start : start + len(block)] = norms[:, None] - 2.0 * (block @ members.T) + member_norms[None, :]
-    out = np.maximum(out, 0.0) / features
+    rows_finite = np.empty(len(predictions), dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged GD member may overflow: it is then at inf
+        finite = np.isfinite(members).all(axis=1)
+        members = np.where(finite[:, None], members, 0.0)
+        member_norms = np.einsum("jf,jf->j", members, members)
+        for start in range(0, len(predictions), _STEP_CHUNK):
+            block = np.asarray(predictions[start : start + _STEP_CHUNK], dtype=np.float64)
+            block = block.reshape(len(block), -1) - reference
+            norms = np.einsum("tf,tf->t", block, block)
+            rows_finite[start : start + len(block)] = np.isfinite(norms)
+            out[start : start + len(block)] = norms[:, None] - 2.0 * (block @ members.T) + member_norms[None, :]
+    out = np.maximum(out, 0.0) / features  # NaN stays NaN
     out[:, ~finite] = np.inf
+    out[rows_finite[:, None] & ~np.isfinite(out)] = np.inf  # overflowed against a finite checkpoint
+    out[~rows_finite] = np.nan
     return out
 
 
