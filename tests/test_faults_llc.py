@@ -18,6 +18,7 @@ from transient_ridge.llc import (
     FAILED,
     SGLDLearningCoefficient,
     build_calibration_dataset,
+    calibration_steps,
     build_run_llc_dataset,
     calibration_steps,
     fit_checkpoint,
@@ -155,12 +156,20 @@ def test_the_calibration_store_records_the_experiment_config_and_the_seed_it_mea
     write_checkpoints(cfg.for_seed(5), tmp_path / "M4")
     tasks_path = tmp_path / "tasks.zarr"
     write_dataset(build_tasks_dataset(cfg), tasks_path)
-    spec = importlib.util.spec_from_file_location(
-        "llc_calibration_script", Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "llc_calibration.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main("tiny", cfg.raw, [str(tmp_path / "M4")], str(tasks_path), str(tmp_path / "llc_calibration.zarr"), 1)
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"{name}_script", scripts / f"{name}.py")
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        return script
+
+    points = []
+    for step in calibration_steps(cfg.for_seed(5)):
+        points.append(str(tmp_path / f"step{int(step)}.zarr"))
+        load("llc_calibration_point").main("tiny", cfg.raw, "M4/s5", int(step), str(tmp_path / "M4"), str(tasks_path),
+                                           points[-1], 1)
+    load("llc_calibration").main("tiny", cfg.raw, points, str(tmp_path / "llc_calibration.zarr"))
     attrs = open_dataset(tmp_path / "llc_calibration.zarr", load=False).attrs
     assert json.loads(attrs["config"]) == json.loads(cfg.to_json())
     assert json.loads(attrs["config"])["seeds"]["train"] == [5, 6] and attrs["train_seed"] == 5

@@ -1,4 +1,4 @@
-"""Fault battery, running workflow: SIGKILL during train, llc_calibration, llc_run and a figure
+"""Fault battery, running workflow: SIGKILL during train, a calibration point, llc_run and a figure
 job, then recovery with ``--unlock``; a truncated zarr store read by the next rule; NaN in
 training; missing or damaged checkpoint files. docs/workflow.md has the table.
 
@@ -135,8 +135,9 @@ def test_sigkill_during_train_calibration_llc_and_a_figure_then_unlock_gives_the
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr  # Snakemake says so itself
     _unlock(work, config)
 
-    # 2. llc_calibration (the rerun first finishes train M=4 from its resume state)
-    _kill_when(lambda: _job_running(work, "llc_calibration.py"), ["results/tiny/llc_calibration.zarr"], work, config, "llc_calibration")
+    # 2. a calibration point, whose job makes the fits (the rerun first finishes train M=4 from its resume state)
+    _kill_when(lambda: _job_running(work, "llc_calibration_point.py"), ["results/tiny/llc_calibration.zarr"], work, config,
+               "llc_calibration_point")
     resumed = re.search(r"resuming from step (\d+)", (work / "logs/tiny/train/M4.log").read_text())
     assert resumed and int(resumed.group(1)) >= KILL_AFTER_STEP
     assert not (results / "llc_calibration.zarr").exists()

@@ -230,3 +230,54 @@ def test_estimates_already_read_pass_through_the_reader_once_read():
     assert read_estimates(table) is table  # claims read a store once and hand the table on
     with pytest.raises(ValueError, match="read over"):
         read_estimates(table, ("M", "step", "epsilon"))
+
+
+def test_llc_run_reuses_the_calibrations_own_fits_and_only_those(trained):
+    """Where the calibration already made the very fit llc_run would make, the record is taken, not refitted."""
+    cfg, tasks, runs = trained
+    first, final = int(llc_steps(cfg)[0]), int(cfg.training.steps)
+    block = copy.deepcopy(TINY_BLOCK)
+    block["llc"]["calibration"] = {"M": [4], "epsilon": [cfg.llc.epsilon / 3, cfg.llc.epsilon], "gamma": [cfg.llc.gamma],
+                                   "steps": [final]}
+    calibrated = ExperimentConfig.from_dict("tiny", block)
+    sweep = build_calibration_dataset(calibrated, {4.0: runs[4.0]}, tasks)
+    fresh = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    reused = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks, calibration=sweep)
+    assert reused.attrs["reused_from_calibration"] == [final] and fresh.attrs["reused_from_calibration"] == []
+    for name in ("llc_mean", "llc_sem", "rhat", "half_z", "init_loss", "llc_chain", "status", "mala_acceptance"):
+        np.testing.assert_array_equal(reused[name].values, fresh[name].values, err_msg=name)
+    np.testing.assert_array_equal(reused["loss_trace"].values, fresh["loss_trace"].values)
+    assert first != final and float(reused["elapsed_s"].sel(step=first)) > 0
+
+    # another run (M), another ε, or other chain settings: nothing to reuse
+    assert build_run_llc_dataset(cfg, math.inf, runs[math.inf], tasks, calibration=sweep).attrs["reused_from_calibration"] == []
+    other_eps = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks, epsilon=cfg.llc.epsilon / 3, calibration=sweep)
+    assert other_eps.attrs["reused_from_calibration"] == [final]  # the grid's other value is a fit it made too
+    longer = copy.deepcopy(TINY_BLOCK)
+    longer["llc"]["draw_time"] = 2 * TINY_BLOCK["llc"]["draw_time"]
+    longer_cfg = ExperimentConfig.from_dict("tiny", longer)
+    assert build_run_llc_dataset(longer_cfg, 4.0, runs[4.0], tasks, calibration=sweep).attrs["reused_from_calibration"] == []
+    seeded = copy.deepcopy(TINY_BLOCK)
+    seeded["seeds"]["sgld"] = TINY_BLOCK["seeds"]["sgld"] + 1
+    seeded_cfg = ExperimentConfig.from_dict("tiny", seeded)
+    assert build_run_llc_dataset(seeded_cfg, 4.0, runs[4.0], tasks, calibration=sweep).attrs["reused_from_calibration"] == []
+
+
+def test_calibration_points_combine_in_any_order_and_must_all_be_there(trained):
+    from transient_ridge.llc import build_calibration_point, combine_calibration_points
+
+    cfg, tasks, runs = trained
+    block = copy.deepcopy(TINY_BLOCK)
+    block["llc"]["epsilon"] = "auto"
+    block["llc"]["calibration"] = {"M": [4, "inf"], "epsilon": [3e-4, 1e-3], "gamma": [100.0]}
+    auto = ExperimentConfig.from_dict("tiny", block)
+    steps = [int(s) for s in calibration_steps(auto)]
+    points = [build_calibration_point(auto, M, step, runs[M], tasks) for M in (math.inf, 4.0) for step in reversed(steps)]
+    combined = combine_calibration_points(auto, points)
+    whole = build_calibration_dataset(auto, runs, tasks)
+    assert combined["M"].values.tolist() == [4.0, math.inf] and combined["step"].values.tolist() == steps
+    for name in ("llc_mean", "status", "healthy", "accepted", "eligible", "chosen_epsilon", "num_burnin", "loss_trace"):
+        np.testing.assert_array_equal(combined[name].values, whole[name].values, err_msg=name)
+    assert combined.attrs["choice_reason"] == whole.attrs["choice_reason"]
+    with pytest.raises(ValueError, match=r"missing \['M=inf step"):
+        combine_calibration_points(auto, points[1:])

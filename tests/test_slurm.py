@@ -38,8 +38,8 @@ SKIP = 77  # cluster.sh: cannot run here
 KILLED_M = "4"
 KILLED_WILDCARDS = f"tiny_M{KILLED_M}"  # exp, run: the plugin joins wildcard values with "_"
 KILL_AFTER_STEP = 300  # cancel once the resume state has passed this step
-# the rules that run as SLURM jobs (the figures, claims, llc gather and targets are local rules)
-CLUSTER_RULES = {"tasks", "run_tasks", "baselines", "train", "evaluate", "pca", "llc_run", "llc_calibration"}
+# the rules that run as SLURM jobs (the figures, claims, the llc and calibration gathers and targets are local rules)
+CLUSTER_RULES = {"tasks", "run_tasks", "baselines", "train", "evaluate", "pca", "llc_run", "llc_calibration_point"}
 
 
 def _block():

@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO
 
 SCRIPTS = REPO / "workflow" / "scripts"
-WITHOUT_TORCH = ["tasks", "baselines", "evaluate", "pca", "plot_figure", "claims", "llc_gather", "archive"]
-WITH_TORCH = ["train", "llc_run", "llc_calibration"]
+WITHOUT_TORCH = ["tasks", "baselines", "evaluate", "pca", "plot_figure", "claims", "llc_gather", "llc_calibration", "archive"]
+WITH_TORCH = ["train", "llc_run", "llc_calibration_point"]
 
 
 def loads_torch(script: str) -> bool:
@@ -42,6 +42,7 @@ def test_the_workflow_itself_loads_without_torch():
         "import sys\n"
         "from transient_ridge.config import LLC_RUN_SECTIONS, TRAINING_SECTIONS, ExperimentConfig\n"
         "from transient_ridge.figures import FIGURE_NAMES\n"
+        "from transient_ridge.llc import calibration_steps\n"
         "from transient_ridge.provenance import read_provenance\n"
         "print('torch' in sys.modules)"
     )

@@ -19,7 +19,9 @@ One idea per private module, re-exported here (docs/llc.md has the whole story):
 
 from ..config import LLC_RUN_SECTIONS
 from ._calibration import PLATEAU_TOLERANCE, EpsilonChoice, choose_epsilon
+from ._calibration_store import combine_calibration_points
 from ._gather import gather_llc_datasets
+from ._steps import calibration_settings, calibration_steps, llc_steps
 from ._diagnostics import (
     FAILED,
     HALF_BATCHES,
@@ -58,9 +60,8 @@ _TORCH_BACKED = {
     "LLCRecord": "._record", "fit_checkpoint": "._record", "mse": "._record",
     "SGLDLearningCoefficient": "._sgld", "chain_seeds": "._sgld", "estimate_llc": "._sgld",
     "mala_log_acceptance": "._sgld",
-    "build_calibration_dataset": "._stage", "build_run_llc_dataset": "._stage",
-    "calibration_settings": "._stage", "calibration_steps": "._stage", "checkpoint_losses": "._stage",
-    "llc_data": "._stage", "llc_steps": "._stage", "records_variables": "._stage",
+    "build_calibration_dataset": "._stage", "build_calibration_point": "._stage", "build_run_llc_dataset": "._stage",
+    "checkpoint_losses": "._stage", "llc_data": "._stage", "records_variables": "._stage",
 }
 
 
@@ -83,7 +84,8 @@ __all__ = [
     "SIGNIFICANCE", "calibration_report", "dmmse_like_runs", "llc_health_report", "llc_sections_markdown",
     "t_crit_markdown", "t_crit_report", "tradeoff_claim", "tradeoff_markdown", "transience_prediction_claim",
     "SGLDLearningCoefficient", "chain_seeds", "estimate_llc", "mala_log_acceptance",
-    "LLC_RUN_SECTIONS", "build_calibration_dataset", "build_run_llc_dataset", "calibration_settings",
+    "LLC_RUN_SECTIONS", "build_calibration_dataset", "build_calibration_point", "build_run_llc_dataset",
+    "calibration_settings", "combine_calibration_points",
     "calibration_steps", "checkpoint_losses", "gather_llc_datasets", "llc_data", "llc_steps", "records_variables",
     "SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_markdown", "llc_over_training_report",
 ]

@@ -18,9 +18,10 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+import xarray as xr
 
 from ..config import AUTO, LLCConfig
-from ._diagnostics import FAILED, SPIKE_RATIO, estimate_status, half_drift_z, split_rhat, trace_peak_ratio
+from ._diagnostics import FAILED, SPIKE_RATIO, STATUSES, estimate_status, half_drift_z, split_rhat, trace_peak_ratio
 from ._sgld import SGLDLearningCoefficient
 
 __all__ = ["LLCRecord", "fit_checkpoint", "mse"]
@@ -112,6 +113,27 @@ class LLCRecord:
             llc_mean=nan, llc_std=nan, llc_sem=nan, llc_chain=np.full(num_chains, nan), init_loss=nan,
             loss_trace=np.full((num_chains, num_burnin + num_draws), nan), failed_chains=num_chains, trace_peak=nan,
             rhat=nan, half_z=nan, mala_acceptance=nan, status=FAILED, error=error, elapsed_s=0.0,
+        )
+
+    @classmethod
+    def from_store(cls, point: xr.Dataset) -> LLCRecord:
+        """The record stored at one point of an LLC store (a selection down to dims ``chain``, ``draw``).
+
+        The inverse of :func:`~._stage.records_variables` for one record: the trace's
+        NaN padding (to the longest trace of the store) is cut to ``num_burnin + num_draws``
+        steps, ``error`` is not stored per point and comes back empty.
+        """
+        burnin, draws = int(point["num_burnin"]), int(point["num_draws"])
+        code = int(point["status"])
+        return cls(
+            epsilon=float(point["epsilon"]), gamma=float(point["gamma"]), nbeta=float(point.attrs["nbeta"]),
+            num_burnin=burnin, num_draws=draws,
+            llc_mean=float(point["llc_mean"]), llc_std=float(point["llc_std"]), llc_sem=float(point["llc_sem"]),
+            llc_chain=np.asarray(point["llc_chain"].values, dtype=np.float64), init_loss=float(point["init_loss"]),
+            loss_trace=np.asarray(point["loss_trace"].values[:, : burnin + draws], dtype=np.float64),
+            failed_chains=int(point["failed_chains"]), trace_peak=float(point["trace_peak"]),
+            rhat=float(point["rhat"]), half_z=float(point["half_z"]), mala_acceptance=float(point["mala_acceptance"]),
+            status=STATUSES[code] if code >= 0 else FAILED, error="", elapsed_s=float(point["elapsed_s"]),
         )
 
     def summary(self) -> str:

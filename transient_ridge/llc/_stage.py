@@ -9,10 +9,9 @@ hold the same fields (docs/stores.md).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,13 @@ import torch
 import xarray as xr
 
 from ..checkpoint import checkpoint_path, load_checkpoint
-from ..config import AUTO, LLC_RUN_SECTIONS, ConfigError, ExperimentConfig, LLCConfig, format_task_count
+from ..config import AUTO, LLC_RUN_SECTIONS, ExperimentConfig, format_task_count
 from ..data import sample_sequences, task_set
 from ..predictors import ridge_predict
-from ..schedule import checkpoint_steps, log_spaced_subset, weight_steps
 from ..store import provenance_attrs
-from ._calibration import PLATEAU_TOLERANCE, choose_epsilon
-from ._diagnostics import HALF_Z_MAX, RHAT_MAX, SPIKE_RATIO, STATUS_FLAGS, status_code
+from ._diagnostics import FAILED, HALF_Z_MAX, RHAT_MAX, SPIKE_RATIO, STATUS_FLAGS, status_code
 from ._record import LLCRecord, fit_checkpoint
+from ._steps import calibration_settings, calibration_steps, llc_steps
 
 __all__ = [
     "LLC_RUN_SECTIONS",
@@ -36,53 +34,14 @@ __all__ = [
     "checkpoint_losses",
     "records_variables",
     "build_run_llc_dataset",
+    "reusable_calibration_record",
     "calibration_steps",
     "calibration_settings",
+    "build_calibration_point",
     "build_calibration_dataset",
 ]
 
 log = logging.getLogger(__name__)
-
-def _weight_steps(cfg: ExperimentConfig) -> np.ndarray:
-    steps = checkpoint_steps(cfg.training.steps, cfg.checkpoints.linear_interval, cfg.checkpoints.log_count)
-    return weight_steps(steps, cfg.checkpoints.weights_every)
-
-
-def _check_steps(cfg: ExperimentConfig, wanted: Sequence[int], key: str) -> None:
-    with_weights = _weight_steps(cfg)
-    missing = [s for s in wanted if s not in set(with_weights.tolist())]
-    if missing:
-        hints = []
-        for s in missing:
-            below, above = with_weights[with_weights < s], with_weights[with_weights > s]
-            near = [int(v) for v in (below[-1:].tolist() + above[:1].tolist())]
-            hints.append(f"{s} (nearest with weights: {near})")
-        raise ConfigError(
-            f"experiments.{cfg.name}.{key}: {', '.join(hints)} are not checkpoints with weights "
-            f"(checkpoints.linear_interval={cfg.checkpoints.linear_interval}, log_count={cfg.checkpoints.log_count}, "
-            f"weights_every={cfg.checkpoints.weights_every}); pick steps that have weights"
-        )
-
-
-def llc_steps(cfg: ExperimentConfig) -> np.ndarray:
-    """Checkpoint steps whose LLC is estimated, the final step always among them.
-
-    ``llc.steps``: that list (each must be a checkpoint with weights, else a
-    :class:`~transient_ridge.config.ConfigError` names the nearest ones), so that
-    steps near ``t_crit`` can be chosen whatever ``checkpoints.linear_interval``
-    is. ``llc.num_checkpoints``: that many log-spaced among the steps with
-    weights from the first linear checkpoint on (earlier weights are far from
-    any minimum of the loss: SGLD walks downhill there).
-    """
-    final = cfg.training.steps
-    if cfg.llc.steps is not None:
-        wanted = sorted({*(s for s in cfg.llc.steps if s <= final), final})
-        _check_steps(cfg, wanted, "llc.steps")
-        return np.asarray(wanted, dtype=np.int64)
-    with_weights = _weight_steps(cfg)
-    later = with_weights[with_weights >= min(cfg.checkpoints.linear_interval, final)]
-    return log_spaced_subset(later, cfg.llc.num_checkpoints).astype(np.int64)
-
 
 def llc_data(cfg: ExperimentConfig, M: float, tasks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` fresh sequences from ``q_M``: ``x (n, K, D)``, ``y (n, K)`` float32 tensors."""
@@ -184,8 +143,15 @@ def build_run_llc_dataset(
     device: torch.device | str = "cpu",
     epsilon: float | None = None,
     epsilon_source: str = "config",
+    calibration: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """LLC records of one run at :func:`llc_steps`; dims ``(step, chain, draw)``, scalar coordinate ``M``.
+
+    ``calibration``: the ``llc_calibration`` store, when this run is one of its runs.
+    Where it already holds this very estimate (same checkpoint, ε, γ, seed and chain
+    settings: :func:`reusable_calibration_record`), the record is taken from it instead
+    of running the same chains again; the attribute ``reused_from_calibration`` lists
+    those steps.
 
     ``epsilon`` overrides ``llc.epsilon`` (required when that is ``"auto"``: the
     calibrated value; ``epsilon_source`` says where it came from). A NaN
@@ -204,10 +170,16 @@ def build_run_llc_dataset(
             f"experiment {cfg.name}: llc.epsilon is 'auto'; pass the epsilon chosen by the llc_calibration rule"
         )
     label = f"M={format_task_count(M)}"
-    records, losses = [], []
+    records, losses, reused = [], [], []
     for step in steps:
         model, _ = load_checkpoint(checkpoint_path(checkpoints_dir, int(step)), device=device)
         losses.append(checkpoint_losses(model, data, cfg.data.noise_variance))
+        known = None if calibration is None else reusable_calibration_record(calibration, cfg, M, int(step), used)
+        if known is not None:
+            log.info("%s step %d: %s (the calibration's own fit, reused)", label, step, known.summary())
+            records.append(known)
+            reused.append(int(step))
+            continue
         if math.isnan(used):
             records.append(LLCRecord.failed(
                 epsilon=used, gamma=settings.gamma, nbeta=settings.nbeta, num_chains=settings.num_chains,
@@ -226,7 +198,7 @@ def build_run_llc_dataset(
     burnin, draws = (0, 0) if math.isnan(used) else settings.chain_length(used)
     errors = [f"{label} step {int(s)}: {r.error}" for s, r in zip(steps, records) if r.error]
     attrs = {**_settings_attrs(cfg), "epsilon": used, "epsilon_source": epsilon_source,
-             "num_burnin": burnin, "num_draws": draws, "errors": errors}
+             "num_burnin": burnin, "num_draws": draws, "errors": errors, "reused_from_calibration": reused}
     return xr.Dataset(
         variables,
         coords={"M": float(M), "step": steps, "chain": np.arange(settings.num_chains),
@@ -235,27 +207,84 @@ def build_run_llc_dataset(
     )
 
 
-def calibration_steps(cfg: ExperimentConfig) -> np.ndarray:
-    """The checkpoints the calibration sweeps: ``llc.calibration.steps``, else the first, middle and last LLC one."""
-    grid = cfg.llc.calibration
-    if grid is not None and grid.steps is not None:
-        # steps past the end of a shortened run fall back to its final step
-        wanted = sorted({s for s in grid.steps if s <= cfg.training.steps}) or [cfg.training.steps]
-        _check_steps(cfg, wanted, "llc.calibration.steps")
-        return np.asarray(wanted, dtype=np.int64)
-    steps = llc_steps(cfg)
-    return np.unique(steps[[0, len(steps) // 2, len(steps) - 1]]).astype(np.int64)
+# The settings that make two fits of one checkpoint the same computation (besides ε, γ and the seed).
+_SAME_FIT = ("nbeta", "num_samples", "num_chains", "burnin_time", "draw_time", "steps_between_draws", "batch_size")
 
 
-def calibration_settings(cfg: ExperimentConfig) -> LLCConfig:
-    """``cfg.llc`` with the calibration's own chain count and SGLD-time lengths (where it sets them)."""
+def reusable_calibration_record(
+    calibration: xr.Dataset, cfg: ExperimentConfig, M: float, step: int, epsilon: float
+) -> LLCRecord | None:
+    """The calibration's record of exactly the fit ``llc_run`` would make, or None.
+
+    ``cfg`` is the run's (one train seed). The fit is the same when the calibration
+    measured this run (its ``train_seed``) at ``step`` with this ε and ``llc.gamma``,
+    the same SGLD seed and every chain setting in ``_SAME_FIT`` equal, and it did not
+    fail (a failed record keeps no error text per point, so it is refitted).
+    """
+    attrs = calibration.attrs
+    if "train_seed" not in attrs or int(attrs["train_seed"]) != int(cfg.seeds.train):
+        return None
+    if int(attrs.get("seed", -1)) != int(cfg.seeds.sgld):
+        return None
+    if any(key not in attrs or attrs[key] != getattr(cfg.llc, key) for key in _SAME_FIT):
+        return None
+    coords = {"M": float(M), "step": int(step), "epsilon": float(epsilon), "gamma": float(cfg.llc.gamma)}
+    if any(value not in calibration[name].values for name, value in coords.items()):
+        return None
+    record = LLCRecord.from_store(calibration.sel(coords))
+    return None if record.status == FAILED else record
+
+
+def build_calibration_point(
+    cfg: ExperimentConfig,
+    M: float,
+    step: int,
+    checkpoints_dir: str | Path,
+    tasks: np.ndarray,
+    *,
+    device: torch.device | str = "cpu",
+) -> xr.Dataset:
+    """The ε × γ sweep at one calibration point (one run's checkpoint): one ``llc_calibration_point`` job.
+
+    Dims ``(epsilon, gamma, chain, draw)``, scalar coordinates ``M`` and ``step``. Every
+    estimate is a :func:`~._record.fit_checkpoint` record with chains of equal SGLD time
+    at every ε and the seed ``llc_run`` uses at that step, so a fit that fails or raises
+    is a finding stored as failed, never a crash. ``cfg`` is the experiment; with a seed
+    axis the point belongs to the runs of ``cfg.seeds.calibration_seed``. The choice of ε
+    is made over every point by :func:`~._calibration_store.combine_calibration_points`.
+    """
+    experiment_cfg = cfg
+    cfg = cfg.for_seed(cfg.seeds.calibration_seed)  # None (no seed axis): the experiment as it is
     grid = cfg.llc.calibration
-    if grid is None:
-        raise ValueError(f"experiment {cfg.name} has no llc.calibration block in its config")
-    overrides = {
-        key: getattr(grid, key) for key in ("num_chains", "burnin_time", "draw_time") if getattr(grid, key) is not None
-    }
-    return dataclasses.replace(cfg.llc, **overrides)
+    settings = calibration_settings(cfg)
+    data = llc_data(cfg, M, tasks)
+    model, _ = load_checkpoint(checkpoint_path(checkpoints_dir, int(step)), device=device)
+    label = f"calibration M={format_task_count(M)} step {int(step)}"
+    records = np.empty((len(grid.epsilon), len(grid.gamma)), dtype=object)
+    # the largest ε first: a diverging ε shows within seconds, and it is the cheapest fit
+    for b in reversed(range(len(grid.epsilon))):
+        for c, gamma in enumerate(grid.gamma):
+            records[b, c] = fit_checkpoint(
+                model, data, settings, seed=cfg.seeds.sgld + int(step), epsilon=grid.epsilon[b], gamma=gamma,
+                label=label,
+            )
+    variables = records_variables(records, ("epsilon", "gamma"), settings.num_chains)
+    errors = [f"M={format_task_count(M)} step {int(step)} eps={grid.epsilon[b]:g} gamma={grid.gamma[c]:g}: "
+              f"{records[b, c].error}" for b, c in np.ndindex(*records.shape) if records[b, c].error]
+    return xr.Dataset(
+        variables,
+        coords={
+            "M": float(M), "step": int(step), "epsilon": np.array(grid.epsilon), "gamma": np.array(grid.gamma),
+            "chain": np.arange(settings.num_chains), "draw": np.arange(variables["loss_trace"][1].shape[-1]),
+        },
+        attrs={
+            **_settings_attrs(cfg),
+            **{key: getattr(settings, key) for key in ("num_chains", "burnin_time", "draw_time")},
+            "errors": errors,
+            "train_seed": int(cfg.seeds.train_seeds[0]),
+            **provenance_attrs(cfg.name, experiment_cfg.to_json()),
+        },
+    )
 
 
 def build_calibration_dataset(
@@ -266,81 +295,19 @@ def build_calibration_dataset(
     device: torch.device | str = "cpu",
     steps: Iterable[int] | None = None,
 ) -> xr.Dataset:
-    """ε × γ sweep at a few checkpoints of each calibration run, and the ε the rule chooses.
+    """Every calibration point (:func:`build_calibration_point`) fitted in this process, then combined.
 
-    Dims ``(M, step, epsilon, gamma, chain, draw)``; ``steps`` defaults to
-    :func:`calibration_steps`. Every estimate is a :func:`~._record.fit_checkpoint`
-    record (chains of equal SGLD time at every ε, the seed ``llc_run`` uses at that
-    step), so a fit that fails or raises is a finding stored as failed, never a crash.
-    The choice (:func:`~._calibration.choose_epsilon`, at ``llc.gamma``) is the 0-d
-    variable ``chosen_epsilon`` (NaN when every estimate failed) with ``healthy``,
-    ``plateau``, ``accepted`` per ``(M, step, epsilon)``, ``eligible`` per ``(M, step)``
-    and the attributes ``rule_satisfied`` (0/1) and ``choice_reason``.
-
-    With a seed axis it measures the runs of ``cfg.seeds.calibration_seed`` (the
-    attribute ``train_seed``); ``config`` records the whole experiment, all seeds, since
-    this store is often the one written last (what ``archive create`` records).
+    What the ``llc_calibration_point`` jobs and the ``llc_calibration`` rule compute
+    together, in one call (benchmarks, tests). ``checkpoint_dirs`` maps each
+    ``llc.calibration.M`` to its run's checkpoints; ``steps`` defaults to
+    :func:`calibration_steps`.
     """
-    experiment_cfg = cfg
-    cfg = cfg.for_seed(cfg.seeds.calibration_seed)  # None (no seed axis): the experiment as it is
-    grid = cfg.llc.calibration
-    settings = calibration_settings(cfg)
-    at = np.asarray(calibration_steps(cfg) if steps is None else sorted(int(s) for s in steps), dtype=np.int64)
-    shape = (len(grid.M), len(at), len(grid.epsilon), len(grid.gamma))
-    records = np.empty(shape, dtype=object)
-    for a, M in enumerate(grid.M):
-        data = llc_data(cfg, M, tasks)
-        for s, step in enumerate(at):
-            model, _ = load_checkpoint(checkpoint_path(checkpoint_dirs[M], int(step)), device=device)
-            for b, epsilon in enumerate(grid.epsilon):
-                for c, gamma in enumerate(grid.gamma):
-                    records[a, s, b, c] = fit_checkpoint(
-                        model, data, settings, seed=cfg.seeds.sgld + int(step), epsilon=epsilon, gamma=gamma,
-                        label=f"calibration M={format_task_count(M)} step {int(step)}",
-                    )
-    dims4 = ("M", "step", "epsilon", "gamma")
-    variables = records_variables(records, dims4, settings.num_chains)
-    g = grid.gamma.index(cfg.llc.gamma) if cfg.llc.gamma in grid.gamma else 0
-    final = at == cfg.training.steps
-    status = np.vectorize(lambda r: r.status, otypes=[object])(records[..., g]).astype(str)
-    mean = np.vectorize(lambda r: r.llc_mean, otypes=[float])(records[..., g])
-    sem = np.vectorize(lambda r: r.llc_sem, otypes=[float])(records[..., g])
-    points = (len(grid.M) * len(at), len(grid.epsilon))
-    labels = [f"M={format_task_count(M)} step {int(step)}" for M in grid.M for step in at]
-    choice = choose_epsilon(
-        np.asarray(grid.epsilon), mean.reshape(points), sem.reshape(points), status.reshape(points),
-        np.broadcast_to(final, shape[:2]).reshape(-1), labels,
-    )
-    (log.info if choice.rule_satisfied else log.warning)("calibration chose epsilon=%g: %s", choice.epsilon, choice.reason)
-    dims3 = ("M", "step", "epsilon")
-    lengths = np.array([[settings.chain_length(e, gm) for gm in grid.gamma] for e in grid.epsilon])  # (E, G, 2)
-    variables.update({
-        "num_burnin": (("epsilon", "gamma"), lengths[..., 0], {"description": "burn-in steps: burnin_time/(ε γ)"}),
-        "num_draws": (("epsilon", "gamma"), lengths[..., 1], {"description": "draws: draw_time/(ε γ)/steps_between_draws"}),
-        "healthy": (dims3, choice.healthy.reshape(shape[:3])),
-        "plateau": (dims3, choice.plateau.reshape(shape[:3])),
-        "accepted": (dims3, choice.accepted.reshape(shape[:3])),
-        "eligible": (("M", "step"), choice.eligible.reshape(shape[:2])),
-        "chosen_epsilon": ((), choice.epsilon),
-    })
-    errors = [f"M={format_task_count(grid.M[a])} step {int(at[s])} eps={grid.epsilon[b]:g} gamma={grid.gamma[c]:g}: "
-              f"{records[a, s, b, c].error}" for a, s, b, c in np.ndindex(*shape) if records[a, s, b, c].error]
-    return xr.Dataset(
-        variables,
-        coords={
-            "M": np.array(grid.M, dtype=np.float64), "step": at, "epsilon": np.array(grid.epsilon),
-            "gamma": np.array(grid.gamma), "chain": np.arange(settings.num_chains),
-            "draw": np.arange(variables["loss_trace"][1].shape[-1]),
-        },
-        attrs={
-            **_settings_attrs(cfg),
-            **{key: getattr(settings, key) for key in ("num_chains", "burnin_time", "draw_time")},
-            "chosen_gamma": float(grid.gamma[g]),
-            "rule_satisfied": int(choice.rule_satisfied),
-            "choice_reason": choice.reason,
-            "plateau_tolerance": PLATEAU_TOLERANCE,
-            "errors": errors,
-            "train_seed": int(cfg.seeds.train_seeds[0]),
-            **provenance_attrs(cfg.name, experiment_cfg.to_json()),
-        },
-    )
+    from ._calibration_store import combine_calibration_points
+
+    narrowed = cfg.for_seed(cfg.seeds.calibration_seed)
+    at = calibration_steps(narrowed) if steps is None else sorted(int(s) for s in steps)
+    points = [
+        build_calibration_point(cfg, M, int(step), checkpoint_dirs[M], tasks, device=device)
+        for M in narrowed.llc.calibration.M for step in at
+    ]
+    return combine_calibration_points(cfg, points)

@@ -13,6 +13,7 @@ from transient_ridge.config import (
     run_label,
     validate_config,
 )
+from transient_ridge.llc import calibration_steps
 from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 from transient_ridge.provenance import ProvenanceError, read_provenance
 
@@ -36,6 +37,7 @@ wildcard_constraints:
     exp="[A-Za-z][A-Za-z0-9_]*",
     M="[0-9]+|inf",
     run="M([0-9]+|inf)(/s[0-9]+)?",
+    step="[0-9]+",
 
 
 # ---- experiment lookups ------------------------------------------------------
@@ -192,11 +194,20 @@ def get_llc_run_inputs(wildcards):
     return inputs
 
 
-def get_calibration_checkpoints(wildcards):
-    """The checkpoints of the calibration runs (llc.calibration.M; with a seed axis, of the first seed)."""
-    calibration = EXPERIMENTS[wildcards.exp].llc.calibration
+def calibration_point_store(exp, run, step):
+    return f"results/{exp}/llc_calibration/{run}/step{step}.zarr"
+
+
+def get_calibration_points(wildcards):
+    """One store per calibration point: each llc.calibration.M run (of the first seed) at each calibration step."""
+    cfg = EXPERIMENTS[wildcards.exp]
     seed = calibration_seed(wildcards.exp)
-    return [f"{run_dir(wildcards.exp, run_label(m, seed))}/checkpoints" for m in calibration.M]
+    steps = calibration_steps(cfg.for_seed(seed))
+    return [calibration_point_store(wildcards.exp, run_label(m, seed), int(step)) for m in cfg.llc.calibration.M for step in steps]
+
+
+def get_calibration_point_checkpoints(wildcards):
+    return f"{run_dir(wildcards.exp, wildcards.run)}/checkpoints"
 
 
 def get_claims_inputs(wildcards):

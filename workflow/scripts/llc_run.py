@@ -22,7 +22,7 @@ def main(
     cfg = experiment_cfg.for_seed(seed)
     set_threads(threads)
     tasks = tasks_from_dataset(open_dataset(tasks_path))
-    epsilon, source = None, "config"
+    epsilon, source, chosen = None, "config", None
     if cfg.llc.epsilon_is_auto:
         if calibration is None:
             raise ValueError(f"experiments.{experiment}.llc.epsilon is 'auto' but no llc_calibration store was given")
@@ -32,7 +32,7 @@ def main(
         logging.info("llc.epsilon: auto -> %g from %s (%s)", epsilon, calibration, chosen.attrs.get("choice_reason"))
     with claim_device() as device:
         dataset = build_run_llc_dataset(
-            cfg, M, checkpoints, tasks, device=device, epsilon=epsilon, epsilon_source=source
+            cfg, M, checkpoints, tasks, device=device, epsilon=epsilon, epsilon_source=source, calibration=chosen
         )
     dataset.attrs["train_seed"] = int(cfg.seeds.train)
     write_dataset(dataset, output)

@@ -1,0 +1,73 @@
+"""benchmarks/bench_pipeline.py's profile: the log parser, the critical path and the floor, on a made-up log."""
+
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_pipeline  # noqa: E402
+
+
+def _job(stamp, rule, jobid, inputs=(), outputs=(), wildcards=""):
+    lines = [f"[Wed Dec  2 10:00:{stamp:02d} 2026]", f"localrule {rule}:"]
+    if inputs:
+        lines.append(f"    input: {', '.join(inputs)}")
+    if outputs:
+        lines.append(f"    output: {', '.join(outputs)}")
+    lines += [f"    jobid: {jobid}", f"    benchmark: b/{rule}{jobid}.tsv"]
+    if wildcards:
+        lines.append(f"    wildcards: exp=mini, {wildcards}")
+    return lines
+
+
+def _done(stamp, rule, jobid):
+    return [f"[Wed Dec  2 10:00:{stamp:02d} 2026]", f"Finished jobid: {jobid} (Rule: {rule})"]
+
+
+# Two cores. a (0-10) and b (0-4) start together; c needs b but waits for a core until a ends at 10
+# (c 10-15); d needs a (10-30); e needs c and d (30-31). Longest chain a -> d -> e = 31 s.
+LOG = "\n".join(
+    ["Building DAG of jobs...", "Provided cores: 2"]
+    + _job(0, "train", 1, outputs=["A"], wildcards="run=M1")
+    + _job(0, "train", 2, outputs=["B"], wildcards="run=M4")
+    + _done(4, "train", 2)
+    + _done(10, "train", 1)
+    + _job(10, "evaluate", 3, inputs=["B"], outputs=["C"], wildcards="run=M4")
+    + _job(10, "fig1_pca", 4, inputs=["A"], outputs=["D"])
+    + _done(15, "evaluate", 3)
+    + _done(30, "fig1_pca", 4)
+    + _job(30, "all", 5, inputs=["C", "D"])
+    + _done(31, "all", 5)
+)
+
+
+def test_the_log_gives_each_job_its_times_and_inputs():
+    jobs, wall = bench_pipeline.parse_log(LOG)
+    assert wall == 31
+    by_id = {job.jobid: job for job in jobs}
+    assert [(by_id[i].start, by_id[i].end) for i in (1, 2, 3, 4, 5)] == [(0, 10), (0, 4), (10, 15), (10, 30), (30, 31)]
+    assert by_id[3].deps == [2] and by_id[4].deps == [1] and by_id[5].deps == [3, 4]
+    assert by_id[1].label == "train[M1]" and by_id[4].stage == "figures"
+
+
+def test_critical_path_follows_inputs_and_cores():
+    jobs, _ = bench_pipeline.parse_log(LOG)
+    path = [(job.jobid, why) for job, why in reversed(bench_pipeline.critical_path(jobs))]
+    assert path == [(1, "start"), (4, "after its input"), (5, "after its input")]
+    assert bench_pipeline.longest_chain(jobs) == 31
+
+
+def test_a_job_that_waited_for_a_core_says_so():
+    # d now ends at 12, so e follows c (10-15), and c was ready at 4 but started at 10, when a freed its core
+    jobs, _ = bench_pipeline.parse_log(
+        LOG.replace("[Wed Dec  2 10:00:30 2026]\nFinished jobid: 4", "[Wed Dec  2 10:00:12 2026]\nFinished jobid: 4")
+    )
+    path = [(job.jobid, why) for job, why in reversed(bench_pipeline.critical_path(jobs))]
+    assert path[-2:] == [(3, "waited for a core"), (5, "after its input")]
+
+
+def test_an_unfinished_job_is_named():
+    with pytest.raises(ValueError, match=r"without a 'Finished' line.*fig1_pca"):
+        bench_pipeline.parse_log(LOG.replace("Finished jobid: 4 (Rule: fig1_pca)", ""))
