@@ -2,7 +2,7 @@
 # LLC-over-training analysis of Hoogland et al. 2024. See README.md.
 from snakemake.utils import min_version
 
-min_version("8.0")
+min_version("9.19")
 
 
 configfile: f"{workflow.basedir}/config.yaml"

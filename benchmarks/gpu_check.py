@@ -547,7 +547,8 @@ def run_slice(runner: Runner, limit: float, out_dir: Path, rates: dict) -> dict:
     section["rows"] += _rule_times(results / "benchmarks")
     claims = results / "claims.json"
     if claims.exists():
-        section["claims"] = json.loads(claims.read_text())["claims"]
+        checked = json.loads(claims.read_text())
+        section["claims"], section["claims_summary"] = checked["claims"], checked.get("summary", "")
         shutil.copy(results / "claims.md", out_dir / "paper_slice_claims.md")
     return section
 
@@ -640,10 +641,9 @@ def render(sections: dict[str, dict], meta: dict) -> str:
                     lines.append(f"| `{name}` | {row['calls']} | {row['us']:.1f} | {100 * row['share']:.1f} % |")
                 lines.append("")
         if section.get("claims"):
-            holding = sum(c["holds"] for c in section["claims"])
-            lines += [f"{holding} of {len(section['claims'])} claims hold (full text: paper_slice_claims.md):", "",
-                      "| claim | holds |", "| --- | --- |"]
-            lines += [f"| {c['name']} | {'yes' if c['holds'] else 'NO'} |" for c in section["claims"]]
+            lines += [f"{section.get('claims_summary', '')} (full text: paper_slice_claims.md):", "",
+                      "| claim | verdict | finding |", "| --- | --- | --- |"]
+            lines += [f"| {c['name']} | {c['verdict']} | {c.get('finding', '')} |" for c in section["claims"]]
             lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -42,7 +42,7 @@ from transient_ridge.config import ExperimentConfig, ScheduleConfig, format_task
 from transient_ridge.data import draw_task_sequence, make_probe_sets, task_set
 from transient_ridge.ensemble import EnsembleAdam, EnsembleTransformer, sample_ensemble_batch
 from transient_ridge.model import ModelConfig
-from transient_ridge.plotting import smooth
+from transient_ridge.smoothing import smooth
 from transient_ridge.predictors import dmmse_predict, ridge_predict
 from transient_ridge.schedule import checkpoint_steps, learning_rate
 

@@ -115,6 +115,28 @@ def test_gather_outer_joins_steps(trained):
     np.testing.assert_array_equal(gathered["llc_mean"].sel(M=4.0).values, a["llc_mean"].values)
 
 
+def test_gather_with_a_seed_axis_stacks_each_seeds_runs(trained):
+    cfg, tasks, runs = trained
+    a = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
+    b = build_run_llc_dataset(cfg, math.inf, runs[math.inf], tasks)
+    per_run = []
+    for train_seed, sgld_seed, shift in ((7, 9, 1.0), (1, 4, 0.0)):
+        for ds in (a, b):
+            one = ds.copy(deep=True)
+            one["llc_mean"] = one["llc_mean"] + shift  # tell the seeds apart
+            one.attrs.update(train_seed=train_seed, seed=sgld_seed)
+            per_run.append(one)
+    gathered = gather_llc_datasets(per_run, seed_axis=True)
+    assert gathered["llc_mean"].dims == ("M", "seed", "step") and gathered["seed"].values.tolist() == [1, 7]
+    assert gathered["sgld_seed"].values.tolist() == [4, 9] and "train_seed" not in gathered.attrs
+    np.testing.assert_array_equal(gathered["llc_mean"].sel(M=4.0, seed=7).values, a["llc_mean"].values + 1.0)
+    np.testing.assert_array_equal(gathered["llc_mean"].sel(M=math.inf, seed=1).values, b["llc_mean"].values)
+    without = [ds.copy() for ds in per_run]
+    del without[0].attrs["train_seed"]
+    with pytest.raises(ValueError, match="no 'train_seed' attribute"):
+        gather_llc_datasets(without, seed_axis=True)
+
+
 def test_calibration_sweeps_early_middle_final_and_chooses(trained):
     cfg, tasks, runs = trained
     block = copy.deepcopy(TINY_BLOCK)

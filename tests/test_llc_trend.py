@@ -8,8 +8,8 @@ import pytest
 import xarray as xr
 
 from llc_stores import llc_store, restatus
-from transient_ridge.claims import claims_json
-from transient_ridge.llc import TOO_FEW, curve_shape, llc_over_training_markdown, llc_over_training_report
+from transient_ridge.claims import json_safe, llc_over_training_markdown
+from transient_ridge.llc import TOO_FEW, curve_shape, llc_over_training_report
 
 
 @pytest.mark.parametrize(
@@ -82,5 +82,6 @@ def test_report_leaves_unrecorded_steps_empty_and_reaches_markdown_and_json():
     assert "| M | step 100 | step 1000 | step 10000 | shape | last / first sound |" in text
     assert "| 1 | — | 6 ± 0.5 | _9 (unreliable)_ | too few sound estimates | — |" in text
     assert "| inf | 8 ± 0.5 | _30 (unreliable)_ | 4 ± 0.5 | falls | 0.50 (100 → 10000) |" in text
-    payload = json.loads(claims_json("x", [], {"llc_over_training": report}))
+    payload = json.loads(json.dumps(json_safe({"llc_over_training": report})))
     assert payload["llc_over_training"]["runs"][1]["shape"] == "falls"
+    assert payload["llc_over_training"]["runs"][0]["last_over_first"] == "nan"  # NaN written as a JSON string

@@ -13,6 +13,7 @@ import yaml
 
 from conftest import REPO, TINY_BLOCK
 from test_workflow import SNAKEMAKE, _job_counts
+from transient_ridge.claims import CLAIM_CHECKS
 from transient_ridge.store import open_dataset
 
 SEEDS = [1, 7]
@@ -88,18 +89,22 @@ def test_claims_report_each_claim_in_k_of_2_seeds_with_each_seeds_numbers(built)
     _, work, _ = built
     text = (work / "results/tiny/claims.md").read_text()
     assert "Train seeds: 1, 7." in text
-    table = [line for line in text.splitlines() if line.startswith("| ") and " of 2 seeds | " in line]
-    assert len(table) == 7, text[:3000]  # every claim applies (the two tradeoff ones too): two finite M and M = inf
+    table = [line for line in text.splitlines() if re.match(r"\| \w+ \| holds in \d of 2 seeds", line)]
+    assert len(table) == len(CLAIM_CHECKS), text[:3000]  # every claim is reported, testable or not
     for line in table:
-        name, holds_in, *per_seed = [cell.strip() for cell in line.strip("|").split("|")]
-        assert int(holds_in.split()[0]) == sum(cell == "yes" for cell in per_seed)
+        name, over_seeds, *per_seed = [cell.strip() for cell in line.strip("|").split("|")]
+        counts = {"yes": per_seed.count("yes"), "no": per_seed.count("no"), "not testable": per_seed.count("not testable")}
+        assert sum(counts.values()) == 2, line
+        assert over_seeds.startswith(f"holds in {counts['yes']} of 2 seeds"), line
+        assert (f"does not hold in {counts['no']}" in over_seeds) == bool(counts["no"]), line
+        assert (f"not testable in {counts['not testable']}" in over_seeds) == bool(counts["not testable"]), line
     assert "## transient_ridge: holds in" in text and "| 4 | 1 |" in text and "| 4 | 7 |" in text
     report = json.loads((work / "results/tiny/claims.json").read_text())
-    assert report["seeds"] == SEEDS
+    assert report["seeds"] == SEEDS and sum(report["counts"].values()) == 2 * len(CLAIM_CHECKS)
     smallest = next(c for c in report["claims"] if c["name"] == "smallest_M_ends_at_dmmse")
     ratios = {seed: claim["evidence"]["ratio"] for seed, claim in smallest["per_seed"].items()}
     assert set(ratios) == {"1", "7"} and ratios["1"] != ratios["7"]  # each seed's own number
-    assert "# LLC, train seed 1" in text and "# LLC, train seed 7" in text
+    assert "## LLC estimates: diagnostics\n\n### Train seed 1\n" in text and "### Train seed 7" in text
 
 
 def test_stores_downstream_of_the_runs_gain_a_seed_dim(built):

@@ -1,8 +1,10 @@
 """Training: exact resume after a stop or a SIGKILL, NaN handling, outputs only on completion."""
 
+import logging
 import math
 import multiprocessing
 import os
+import re
 import signal
 import time
 
@@ -29,6 +31,11 @@ def _final_weights(run_dir, step):
     return model.state_dict()
 
 
+def _resumed_from(caplog) -> list[int]:
+    """The steps the training log says it resumed from ("resuming from step N")."""
+    return [int(m[1]) for r in caplog.records if (m := re.search(r"resuming from step (\d+)", r.getMessage()))]
+
+
 def _assert_same_run(a, b, cfg):
     for key, value in _final_weights(a, cfg.training.steps).items():
         assert torch.equal(value, _final_weights(b, cfg.training.steps)[key]), key
@@ -49,12 +56,16 @@ def test_run_writes_outputs_at_every_scheduled_step(tiny_cfg, tmp_path, M):
     assert not (tmp_path / ".resume").exists()
 
 
-def test_resume_after_stop_is_bit_identical(tiny_cfg, tmp_path):
+def test_resume_after_stop_is_bit_identical(tiny_cfg, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="transient_ridge.train")
     _run(tiny_cfg, 4.0, tmp_path / "straight")
     _run(tiny_cfg, 4.0, tmp_path / "resumed", stop_after=25)
     assert not (tmp_path / "resumed" / "predictions.zarr").exists()
     assert not (tmp_path / "resumed" / "checkpoints").exists()
+    assert _resumed_from(caplog) == []
     _run(tiny_cfg, 4.0, tmp_path / "resumed")
+    # it continued from the state saved before the stop (resume_every=10), not from step 0
+    assert _resumed_from(caplog) == [20]
     _assert_same_run(tmp_path / "straight", tmp_path / "resumed", tiny_cfg)
 
 
@@ -63,7 +74,7 @@ def _train_forever(block, run_dir):
     _run(cfg, 4.0, run_dir)
 
 
-def test_resume_after_sigkill_is_bit_identical(tiny_block, tmp_path):
+def test_resume_after_sigkill_is_bit_identical(tiny_block, tmp_path, caplog):
     tiny_block["training"].update(steps=400, resume_every=20)
     tiny_block["checkpoints"].update(linear_interval=50)
     cfg = ExperimentConfig.from_dict("tiny", tiny_block)
@@ -80,16 +91,22 @@ def test_resume_after_sigkill_is_bit_identical(tiny_block, tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.join()
     assert not (tmp_path / "killed" / "predictions.zarr").exists()
+    saved = int(torch.load(state, weights_only=False)["step"])
+    caplog.set_level(logging.INFO, logger="transient_ridge.train")
     _run(cfg, 4.0, tmp_path / "killed")
+    # it continued from the state the killed process last saved (at step 60 or later), not from step 0
+    assert _resumed_from(caplog) == [saved] and 60 <= saved < 400
     _assert_same_run(tmp_path / "straight", tmp_path / "killed", cfg)
 
 
-def test_resume_state_from_another_config_is_discarded(tiny_block, tmp_path):
+def test_resume_state_from_another_config_is_discarded(tiny_block, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="transient_ridge.train")
     cfg = ExperimentConfig.from_dict("tiny", tiny_block)
     _run(cfg, 4.0, tmp_path / "a", stop_after=25)
     tiny_block["training"]["lr"] = 2e-3
     other = ExperimentConfig.from_dict("tiny", tiny_block)
     _run(other, 4.0, tmp_path / "a")
+    assert _resumed_from(caplog) == [] and "was written by another config; starting afresh" in caplog.text
     _run(other, 4.0, tmp_path / "b")
     _assert_same_run(tmp_path / "a", tmp_path / "b", other)
 

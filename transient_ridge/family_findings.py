@@ -16,8 +16,7 @@ Definitions (the report states them too):
   the spread is unknown and the verdict is ``None``.
 
     findings = family_findings(runs_by_M(outputs, seed_axis=True))
-    findings.markdown      # lines for claims.md
-    findings.report        # JSON-able dict for claims.json
+    report.add("predictor_families", FINDINGS_TITLE, findings.markdown, findings.report)   # claims.Report
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from .families import PROBES
 from .seeds import SEED, select_seed
 
 __all__ = [
+    "FINDINGS_TITLE",
     "FITTED_FAMILIES",
     "POINTS",
     "FamilyPoint",
@@ -44,6 +44,7 @@ __all__ = [
     "family_findings",
 ]
 
+FINDINGS_TITLE = "Fitted predictor families (a report, not a claim of the paper)"
 FITTED_FAMILIES = ("ridge_lambda", "gd_k", "least_squares")  # the candidates for "nearest"
 POINTS = ("t_crit", "end")
 _NEEDS = ("family_dist", "fit_ridge_penalty", "fit_gd_step_size", "fit_gd_steps")
@@ -102,7 +103,8 @@ class FamilySummary:
 
 @dataclass(frozen=True)
 class FamilyFindings:
-    """What :func:`family_findings` returns: the table, its Markdown and its JSON."""
+    """What :func:`family_findings` returns: every point, the table over seeds, the section's Markdown body
+    (the lines below its heading, :data:`FINDINGS_TITLE`) and its JSON."""
 
     points: list[FamilyPoint]
     table: list[FamilySummary]
@@ -271,15 +273,14 @@ def family_findings(outputs: Mapping[float, xr.Dataset]) -> FamilyFindings:
             :func:`transient_ridge.seeds.runs_by_M`, or one seed), with the fitted-family
             variables of :func:`transient_ridge.families.build_family_fit`.
     Returns:
-        :class:`FamilyFindings`; with stores that lack the fit, a section that says so and
+        :class:`FamilyFindings`; with stores that lack the fit, a section body that says so and
         how to rebuild them (``points`` and ``table`` empty).
     """
-    title = "# Fitted predictor families (a report, not a claim of the paper)"
     try:
         points = family_points(outputs)
     except KeyError as error:
         text = str(error).strip("'\"")
-        return FamilyFindings([], [], ["", title, "", f"Not measured: {text}."], {"not_measured": text})
+        return FamilyFindings([], [], [f"Not measured: {text}."], {"not_measured": text})
     table = summarize_points(points)
     edges: dict[tuple[float, str, str], tuple[bool, bool]] = {}
     for p in points:
@@ -287,9 +288,6 @@ def family_findings(outputs: Mapping[float, xr.Dataset]) -> FamilyFindings:
         edges[(p.M, p.point, p.probe)] = (lam or p.ridge_penalty_at_edge, gd or p.gd_at_edge)
     seeds = sorted({p.seed for p in points if p.seed is not None})
     lines = [
-        "",
-        title,
-        "",
         "What each run is nearest, at its t_crit (the checkpoint of minimal OOD loss) and at the end of training: "
         "the nearest member of ridge_λ (ridge with penalty λ; ridge itself is λ = σ²), of GD-k (k steps of "
         "in-context gradient descent from w = 0 with step η on |Y − Xw|² / 2n) and least squares, found on the "

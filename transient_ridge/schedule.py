@@ -1,17 +1,28 @@
 """Step schedules: which steps are checkpoints, and the learning rate at each step.
 
-Both are pure functions of the step, so a resumed run needs no scheduler state.
+Both are pure functions of the step, so a resumed run needs no scheduler state. This
+module imports nothing from the package (``config`` imports it to check step counts):
+a schedule is anything with the fields of :class:`LRSchedule`, such as
+``config.ScheduleConfig``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 
-from .config import ScheduleConfig
+__all__ = ["LRSchedule", "checkpoint_steps", "weight_steps", "learning_rate", "log_spaced_subset"]
 
-__all__ = ["checkpoint_steps", "weight_steps", "learning_rate", "log_spaced_subset"]
+
+class LRSchedule(Protocol):
+    """The fields :func:`learning_rate` reads (``config.ScheduleConfig`` has them)."""
+
+    kind: str
+    warmup_steps: int
+    pct_start: float
+    final_lr_fraction: float
 
 
 def checkpoint_steps(total_steps: int, linear_interval: int, log_count: int) -> np.ndarray:
@@ -56,7 +67,7 @@ def log_spaced_subset(steps: np.ndarray, count: int) -> np.ndarray:
     return np.unique(np.concatenate([steps[index], steps[-1:]]))
 
 
-def learning_rate(step: int, total_steps: int, peak_lr: float, schedule: ScheduleConfig) -> float:
+def learning_rate(step: int, total_steps: int, peak_lr: float, schedule: LRSchedule) -> float:
     """Learning rate used for the update taken at ``step`` (0-based).
 
     Kinds:

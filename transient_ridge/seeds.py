@@ -23,7 +23,6 @@ from .config import format_task_count
 
 __all__ = [
     "SEED",
-    "gather_llc_over_seeds",
     "runs_by_M",
     "seeds_of",
     "select_seed",
@@ -63,36 +62,6 @@ def stack_seeds(datasets: Iterable[xr.Dataset], seed_of: Callable[[xr.Dataset], 
             f"runs of seeds {seeds} cannot be stacked: {exc}; every seed of an experiment must be trained "
             "with the same checkpoint schedule (rebuild the stale runs)"
         ) from exc
-
-
-def gather_llc_over_seeds(
-    datasets: Iterable[xr.Dataset], gather: Callable[[list[xr.Dataset]], xr.Dataset]
-) -> xr.Dataset:
-    """``llc.zarr`` of an experiment with a seed axis: each seed's runs gathered by ``gather``
-    (``llc.gather_llc_datasets``, an ``M`` dim), then stacked along ``seed``.
-
-    Every per-run store names its train seed in the attribute ``train_seed``; its
-    SGLD seed (attribute ``seed``) becomes the ``(seed)`` variable ``sgld_seed``.
-    Variables get the dims ``(M, seed, step, …)``.
-    """
-    by_seed: dict[int, list[xr.Dataset]] = {}
-    for ds in datasets:
-        if "train_seed" not in ds.attrs:
-            raise ValueError("a run's llc.zarr has no 'train_seed' attribute; it was made before the seed axis: rebuild it")
-        by_seed.setdefault(int(ds.attrs["train_seed"]), []).append(ds)
-    gathered = []
-    for seed, group in by_seed.items():
-        one = gather(group)
-        one.attrs["train_seed"] = seed
-        if SEED in one.attrs:
-            one["sgld_seed"] = ((), int(one.attrs[SEED]))
-        gathered.append(one)
-    stacked = stack_seeds(gathered, lambda ds: int(ds.attrs["train_seed"]))
-    stacked.attrs.pop("train_seed", None)
-    order = {name: [d for d in ("M", SEED) if d in var.dims] for name, var in stacked.data_vars.items()}
-    return stacked.assign(
-        {name: var.transpose(*order[name], ...) for name, var in stacked.data_vars.items()}
-    )
 
 
 def runs_by_M(runs: Iterable[xr.Dataset], *, seed_axis: bool) -> dict[float, xr.Dataset]:

@@ -13,8 +13,11 @@ One idea per private module, re-exported here (docs/llc.md has the whole story):
 * ``_read``: :func:`read_estimates` and :func:`final_estimate`, the one reader of
   LLC stores (claims, figures and the trend all use it);
 * ``_trend``: the shape of the LLC over training (Hoogland et al. 2024);
-* ``_report``: claims.md's LLC sections and the loss–complexity tradeoff claims
-  (Carroll et al. 2025, Fig. 3).
+* ``_tables``: the tables claims.md reports (every estimate's health, the
+  calibration, the LLC near t_crit against the end).
+
+This package measures and returns tables; it judges no claim and never imports
+``transient_ridge.claims`` (which reads it).
 """
 
 from ..config import LLC_RUN_SECTIONS
@@ -39,19 +42,8 @@ from ._diagnostics import (
     trace_peak_ratio,
 )
 from ._read import Estimate, Estimates, estimate_at, final_estimate, read_estimates
-from ._report import (
-    SIGNIFICANCE,
-    calibration_report,
-    dmmse_like_runs,
-    llc_health_report,
-    llc_sections_markdown,
-    t_crit_markdown,
-    t_crit_report,
-    tradeoff_claim,
-    tradeoff_markdown,
-    transience_prediction_claim,
-)
-from ._trend import SHAPE_TOLERANCE, TOO_FEW, curve_shape, llc_over_training_markdown, llc_over_training_report
+from ._tables import calibration_report, llc_health_report, t_crit_report
+from ._trend import SHAPE_TOLERANCE, TOO_FEW, curve_shape, llc_over_training_report
 
 # The estimator, the records and the stage need torch; figures, claims and the
 # calibration rule's choice do not, and importing torch costs ~2 s per job. These
@@ -81,11 +73,10 @@ __all__ = [
     "STATUSES", "UNRELIABLE", "estimate_status", "half_drift_z", "split_rhat", "trace_peak_ratio",
     "Estimate", "Estimates", "estimate_at", "final_estimate", "read_estimates",
     "LLCRecord", "fit_checkpoint", "mse",
-    "SIGNIFICANCE", "calibration_report", "dmmse_like_runs", "llc_health_report", "llc_sections_markdown",
-    "t_crit_markdown", "t_crit_report", "tradeoff_claim", "tradeoff_markdown", "transience_prediction_claim",
+    "calibration_report", "llc_health_report", "t_crit_report",
     "SGLDLearningCoefficient", "chain_seeds", "estimate_llc", "mala_log_acceptance",
     "LLC_RUN_SECTIONS", "build_calibration_dataset", "build_calibration_point", "build_run_llc_dataset",
     "calibration_settings", "combine_calibration_points",
     "calibration_steps", "checkpoint_losses", "gather_llc_datasets", "llc_data", "llc_steps", "records_variables",
-    "SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_markdown", "llc_over_training_report",
+    "SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_report",
 ]

@@ -4,9 +4,9 @@ Hoogland et al. (2024) split training into stages at the turning points of the
 LLC curve: it rises while the network acquires structure and can fall while it
 simplifies. This module states, per run, whether the LLC rises, falls or stays
 flat over the estimated checkpoints, so that claims.md reports the shape with
-its numbers instead of leaving it to the eye. Estimates that are not sound
-(``estimate_status``: not converged, unreliable or failed) are listed but never
-shape the verdict.
+its numbers instead of leaving it to the eye (the claims report renders the table).
+Estimates that are not sound (``estimate_status``: not converged, unreliable or
+failed) are listed but never shape the verdict.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..config import format_task_count
 from ._diagnostics import SOUND
 from ._read import read_estimates
 
-__all__ = ["SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_report", "llc_over_training_markdown"]
+__all__ = ["SHAPE_TOLERANCE", "TOO_FEW", "curve_shape", "llc_over_training_report"]
 
 # A change counts when it exceeds 20 % of the reference value: the spread of a
 # healthy final estimate across ε on the plateau is ≈ 6 %, and across chains
@@ -94,32 +94,3 @@ def llc_over_training_report(llc: xr.Dataset, tolerance: float = SHAPE_TOLERANCE
             "last_over_first": ratio,
         })
     return {"tolerance": tolerance, "steps": [int(s) for s in steps], "runs": runs}
-
-
-def _cell(mean: float | None, sem: float | None, status: str | None) -> str:
-    if status is None:
-        return "—"
-    if status == SOUND:
-        return f"{mean:.3g} ± {sem:.2g}" if sem is not None and math.isfinite(sem) else f"{mean:.3g}"
-    if mean is None or not math.isfinite(mean):
-        return f"_{status}_"
-    return f"_{mean:.3g} ({status})_"
-
-
-def llc_over_training_markdown(report: dict) -> list[str]:
-    """Markdown lines of the "LLC over training" section of claims.md (one row per run)."""
-    steps = report["steps"]
-    lines = [
-        "", "## LLC over training", "",
-        f"LLC ± s.e. at each estimated checkpoint; estimates that are not sound are in italics and do not "
-        f"shape the verdict. Shape: from the sound estimates, a change counts above "
-        f"{report['tolerance']:.0%} (`transient_ridge.llc.curve_shape`).", "",
-        "| M | " + " | ".join(f"step {s}" for s in steps) + " | shape | last / first sound |",
-        "| --- | " + " | ".join("---" for _ in steps) + " | --- | --- |",
-    ]
-    for run in report["runs"]:
-        cells = [_cell(m, s, st) for m, s, st in zip(run["llc_mean"], run["llc_sem"], run["status"])]
-        ratio = run["last_over_first"]
-        span = f"{ratio:.2f} ({run['first_step']} → {run['last_step']})" if math.isfinite(ratio) else "—"
-        lines.append(f"| {run['M']} | " + " | ".join(cells) + f" | {run['shape']} | {span} |")
-    return lines

@@ -3,7 +3,7 @@
 The public names are re-exported by ``transient_ridge.figures``; the private
 modules each hold one part:
 
-- ``_smooth``: the centred moving average over checkpoints;
+- ``smooth`` (re-exported from :mod:`transient_ridge.smoothing`): the centred moving average;
 - ``_style``: sizes, fonts, the M colour map and legend, the step axis;
 - ``_inputs``: ``FigureInputs`` (the opened stores) and ``FigureSettings``;
 - ``_training``, ``_pca``, ``_sweep``, ``_llc``, ``_families``: the panels, by subject;
@@ -12,7 +12,7 @@ modules each hold one part:
 
 from ._inputs import FigureInputs, FigureSettings, MissingStoreError
 from ._registry import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES, draw_figure, save_figure
-from ._smooth import smooth
+from ..smoothing import smooth
 from ._style import format_M, m_colors
 
 __all__ = [

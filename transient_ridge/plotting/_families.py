@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..seeds import SEED
+from ..smoothing import smooth
 from ._inputs import require_vars
-from ._smooth import smooth
 from ._style import (
     DOUBLE_WIDTH,
     GD_COLOR,

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..seeds import SEED
 from ._inputs import parse_predictor_M
-from ._smooth import smooth
+from ..smoothing import smooth
 from ._style import (
     DMMSE,
     DOUBLE_WIDTH,

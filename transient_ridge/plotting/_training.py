@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 from numpy.typing import NDArray
 
 from ..seeds import SEED, seed_band
-from ._smooth import smooth
+from ..smoothing import smooth
 from ._style import (
     DOUBLE_WIDTH,
     END,

@@ -206,6 +206,16 @@ def get_calibration_points(wildcards):
     return [calibration_point_store(wildcards.exp, run_label(m, seed), int(step)) for m in cfg.llc.calibration.M for step in steps]
 
 
+def train_priority(wildcards):
+    """Train the runs the LLC calibration measures first: every llc_run waits for the calibration,
+    which can start as soon as its own runs are trained, while the other runs train beside it."""
+    cfg = EXPERIMENTS[wildcards.exp]
+    if cfg.llc.calibration is None:
+        return 0
+    M, seed = cfg.parse_run(wildcards.run)
+    return 1 if M in cfg.llc.calibration.M and seed == calibration_seed(wildcards.exp) else 0
+
+
 def get_calibration_point_checkpoints(wildcards):
     return f"{run_dir(wildcards.exp, wildcards.run)}/checkpoints"
 
@@ -282,17 +292,10 @@ def figure_report_labels(name):
 
 
 def claims_report_labels(wildcards, output):
-    """Report labels of claims.md: the verdict in one line, from claims.json (with seeds: in every seed)."""
+    """Report labels of claims.md: the verdict counts in one line and the claims that do not hold, from claims.json."""
     checked = json.loads(Path(output.json).read_text())  # (a line may not start with `report`: a keyword)
-    claims = checked["claims"]
-    held = [claim["name"] for claim in claims if claim["holds"]]
-    if "seeds" in checked:
-        failed = [f"{claim['name']} ({claim['holds_in']} of {len(claim['seeds'])} seeds)" for claim in claims if not claim["holds"]]
-        verdict = f"{len(held)} of {len(claims)} claims hold in all {len(checked['seeds'])} seeds"
-    else:
-        failed = [claim["name"] for claim in claims if not claim["holds"]]
-        verdict = f"{len(held)} of {len(claims)} claims hold"
-    return {"verdict": verdict, "not holding": ", ".join(failed) or "none"}
+    others = [f"{claim['name']} ({claim['verdict']})" for claim in checked["claims"] if not claim["holds"]]
+    return {"verdict": checked["summary"], "not holding": ", ".join(others) or "none"}
 
 
 # ---- targets ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ rule run_tasks:
         directory("results/{exp}/data/runs/M{M}/tasks.zarr"),
     params:
         settings=run_settings("tasks"),
+    priority: 3  # a second or two each: done first, every train job is ready to be chosen by its priority
     log:
         "logs/{exp}/tasks/M{M}.log",
     benchmark:

@@ -12,6 +12,7 @@ rule train:
     params:
         settings=run_settings("train"),
     threads: 1
+    priority: train_priority
     resources:
         gpu=1,
     log:

@@ -7,16 +7,12 @@ from transient_ridge.config import ExperimentConfig
 from transient_ridge.llc import gather_llc_datasets
 from transient_ridge.provenance import start_job
 from transient_ridge.runtime import configure_logging
-from transient_ridge.seeds import gather_llc_over_seeds
 from transient_ridge.store import open_dataset, write_dataset
 
 
 def main(paths: list[str], output: str, seed_axis: bool = False) -> None:
     datasets = [open_dataset(path) for path in paths]
-    if seed_axis:
-        dataset = gather_llc_over_seeds(datasets, gather_llc_datasets)
-    else:
-        dataset = gather_llc_datasets(datasets)
+    dataset = gather_llc_datasets(datasets, seed_axis=seed_axis)
     logging.info("final-checkpoint LLC by M: %s", dataset["llc_mean"].isel(step=-1).round(3).values.tolist())
     write_dataset(dataset, output)
 

@@ -1,4 +1,7 @@
-"""Centred moving average over checkpoints, the one smoothing every figure uses."""
+"""Centred moving average over checkpoints: the one smoothing that figures and claims both use.
+
+A numeric module below both `plotting` and `claims` (numpy only), so that neither imports the other.
+"""
 
 from __future__ import annotations
 
