@@ -30,8 +30,9 @@ def main(experiment, block, outputs, baselines, pca, llc, md, json_path, calibra
     for claim in report.summary:
         logging.info("%s: %s", claim.name, claim.line)
     for row in (row for row in findings.table if row.probe == "ood"):
-        logging.info("M=%s at %s: nearest %s, %.0f %% nearer than ridge (median over seeds), beyond the seed spread: %s",
-                     row.M, row.point, row.nearest, 100 * row.relative_margin[0], row.beyond_seed_spread)
+        logging.info("M=%s at %s (OOD): nearest family %s, %.0f %% nearer than ridge (median over seeds), beyond the "
+                     "seed spread: %s; nearest overall %s", row.M, row.point, ", ".join(row.nearest),
+                     100 * row.relative_margin[0], row.beyond_seed_spread, ", ".join(row.nearest_overall))
     stamp = current_stamp()
     dirty = " (uncommitted changes or untracked files)" if stamp["git_dirty"] is True else ""
     footer = f"\n_Checked by rule `{stamp['rule']}` at commit {stamp['git_commit'][:12]}{dirty}, {stamp['created_utc']}._\n"
