@@ -58,3 +58,18 @@ def test_ci_runs_the_slurm_test_after_the_readme_command():
     readme = ci.index("# --- the README's test command, verbatim ---") + 1
     slurm = [i for i, line in enumerate(ci) if line.startswith("python -m pytest -m slurm")]
     assert slurm and slurm[0] > readme
+
+
+def test_ci_stops_when_a_step_of_the_readme_command_fails():
+    """Under `set -e` a step failing inside an && list does not stop a script; .ci/run's lines after
+    the README's command must. Run them after a stand-in list whose middle step fails."""
+    import subprocess
+
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    after = ci.index("# --- the README's test command, verbatim ---") + 2
+    guard = ci[after : after + 2]
+    assert guard[0].startswith("status=$?"), guard
+    for lines, stops in ((guard, True), ([], False)):  # without the guard the script runs on
+        script = "\n".join(["set -euo pipefail", "true && false && true", *lines, "echo the next step ran"])
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+        assert (result.returncode != 0 and "next step" not in result.stdout) == stops, (lines, result)

@@ -2,8 +2,10 @@
 
 The synthetic stores mimic the paper's story (small M go to dMMSE_M, middle M
 pass near ridge first, large M stay at ridge) only roughly: these tests check
-that figures draw and save, and the invariants of ``smooth`` and ``m_colors``,
-not the science.
+that figures draw and save, the invariants of ``smooth`` and ``m_colors``, and
+(section "content") that what each figure draws equals the store values it
+claims to show, that every axes has data and a label, and that every axes of the
+rendered PNG has ink; not the science.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import importlib.util
 import math
 import struct
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-from matplotlib.colors import to_rgb
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb, to_rgba
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from conftest import TINY_BLOCK
 from family_stores import with_family_fit
@@ -496,6 +501,18 @@ def test_every_figure_has_a_report_caption() -> None:
         assert len(caption.read_text(encoding="utf-8").split()) > 30
 
 
+def test_every_caption_renders_without_raw_markup() -> None:
+    """The report renders captions with docutils: markup it cannot parse (an inline literal
+    nested in bold, an unclosed bold) reaches the reader as raw backquotes and asterisks."""
+    from docutils.core import publish_parts
+
+    for caption in sorted((SCRIPT.parents[1] / "report").glob("*.rst")):
+        html = publish_parts(caption.read_text(encoding="utf-8"), writer="html",
+                             settings_overrides={"report_level": 5})["fragment"]
+        raw = [token for token in ("``", "**") if token in html]
+        assert not raw, f"{caption.name}: the rendered caption shows raw {raw}"
+
+
 class FakeNamedList:
     """What the script uses of snakemake's Namedlist: attributes, ``get`` and indexing."""
 
@@ -745,3 +762,483 @@ def test_script_stacks_the_seeds_of_each_M(seeded: FigureInputs, tmp_path: Path)
     assert (tmp_path / "f.png").exists()
     with pytest.raises(ValueError, match=r"two outputs stores for M=1.0: .*s1.* and .*s7"):
         script.main("fig1_ood_loss", **kwargs)
+
+
+# --------------------------------------------------------------------------- content
+#
+# What a reader sees equals what the stores hold. The synthetic stores are written to
+# zarr and opened again (as a figure job opens them); every figure is drawn from them
+# and each artist's data are compared with the store values it claims to show.
+# Curves are smoothed in the figures: with window 1 (the raw variants under
+# figures/raw/) a curve must equal the store values themselves, with window 3 it must
+# equal ``transient_ridge.figures.smooth`` of them (``smooth`` is checked against a
+# plain loop above). End points, ``t_crit`` stars and everything against M use the
+# raw store values, as the captions say.
+
+CONTENT_WINDOWS = (1, 3)
+# Share of non-background pixels inside each axes' frame in a rendered PNG: an empty axes
+# has 0, one holding only a dashed reference line about 1 %, the sparsest real panel of the
+# synthetic stores (fig_llc_over_time's LLC, two estimates per run) 1.8 %.
+INK_FLOOR = 0.005
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> FigureInputs:
+    """The synthetic stores, written to zarr and opened again."""
+    from transient_ridge.store import open_dataset, write_dataset
+
+    root = tmp_path_factory.mktemp("stores")
+    made = synthetic_inputs()
+    outputs = {}
+    for M, ds in made.outputs.items():
+        path = root / "runs" / f"M{format_M(M)}" / "outputs.zarr"
+        write_dataset(ds.assign_attrs(M=str(ds.attrs["M"])), path)
+        outputs[M] = open_dataset(path)
+    opened = {}
+    for name in ("baselines", "pca", "llc", "llc_calibration"):
+        with warnings.catch_warnings():
+            # pca.zarr's predictor labels are fixed-width strings, which zarr 3 writes with a
+            # warning that their on-disk form may change (the pca rule writes them the same way)
+            warnings.filterwarnings("ignore", message=r"The data type \(FixedLengthUTF32")
+            write_dataset(getattr(made, name), root / f"{name}.zarr")
+        opened[name] = open_dataset(root / f"{name}.zarr")
+    # the LLC checks below expect every recorded estimate to be sound (status code 0)
+    status = opened["llc"]["status"].values
+    assert set(np.unique(status[status >= 0])) == {0}
+    return FigureInputs(outputs=outputs, **opened)
+
+
+def data_axes(fig: Figure) -> list[Axes]:
+    """The axes that show data: every axes but colour bars and switched-off grid cells."""
+    return [ax for ax in fig.get_axes() if ax.get_label() != "<colorbar>" and ax.axison]
+
+
+def describe(ax: Axes) -> str:
+    return f"axes (x {ax.get_xlabel()!r}, y {ax.get_ylabel()!r}, title {ax.get_title()!r})"
+
+
+def data_lines(ax: Axes) -> list:
+    """Lines in data coordinates with at least one finite point (not reference lines across the axes)."""
+    lines = []
+    for line in ax.get_lines():
+        if line.get_transform() is not ax.transData:
+            continue
+        x, y = (np.asarray(v, dtype=np.float64) for v in line.get_data())
+        if (np.isfinite(x) & np.isfinite(y)).any():
+            lines.append(line)
+    return lines
+
+
+def reference_levels(ax: Axes, horizontal: bool = True) -> list[float]:
+    """The y values of the horizontal reference lines (``axhline``), or the x of vertical ones."""
+    transform = ax.get_yaxis_transform() if horizontal else ax.get_xaxis_transform()
+    levels = []
+    for line in ax.get_lines():
+        if line.get_transform() != transform:
+            continue
+        values = np.asarray(line.get_ydata() if horizontal else line.get_xdata(), dtype=np.float64)
+        if len(values) == 2 and values[0] == values[1]:
+            levels.append(float(values[0]))
+    return levels
+
+
+def same_color(a: object, b: object) -> bool:
+    return np.allclose(to_rgba(a), to_rgba(b))
+
+
+def find_line(ax: Axes, x: object, y: object, what: str, color: object = None, marker: str | None = None):
+    """The data line of ``ax`` through exactly the points ``(x, y)`` (same colour / marker when given)."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    for line in data_lines(ax):
+        lx, ly = (np.asarray(v, dtype=np.float64) for v in line.get_data())
+        if lx.shape != x.shape or not np.allclose(lx, x, rtol=1e-9, equal_nan=True):
+            continue
+        if not np.allclose(ly, y, rtol=1e-9, atol=0.0, equal_nan=True):
+            continue
+        if color is not None and not same_color(line.get_color(), color):
+            continue
+        if marker is not None and line.get_marker() != marker:
+            continue
+        return line
+    shown = [np.round(np.asarray(line.get_ydata(), dtype=float)[:3], 4).tolist() for line in data_lines(ax)]
+    raise AssertionError(f"{describe(ax)}: no line draws {what} ({y[:3].round(4).tolist()}…); its lines start {shown}")
+
+
+def errorbar_at(ax: Axes, x: float, y: float, err: float, what: str, color: object) -> None:
+    """An error bar centred on ``(x, y)`` spanning ``y ± err``, in ``color``."""
+    for container in ax.containers:
+        data_line, _caps, bars = container.lines
+        if data_line is None or not len(data_line.get_xdata()):
+            continue
+        lx, ly = (np.asarray(v, dtype=np.float64) for v in data_line.get_data())
+        hit = np.flatnonzero(np.isclose(lx, x, rtol=1e-9) & np.isclose(ly, y, rtol=1e-9))
+        if not hit.size or not same_color(data_line.get_color(), color):
+            continue
+        segment = np.asarray(bars[0].get_segments()[hit[0]])
+        assert np.allclose(sorted(segment[:, 1]), [y - err, y + err], rtol=1e-9), f"{what}: bar {segment[:, 1]} ≠ {y} ± {err}"
+        return
+    raise AssertionError(f"{describe(ax)}: no error bar at {what} ({x}, {y})")
+
+
+def axes_with(fig: Figure, **text: str) -> Axes:
+    """The one data axes whose xlabel / ylabel / title starts with the given text."""
+    getters = {"xlabel": Axes.get_xlabel, "ylabel": Axes.get_ylabel, "title": Axes.get_title}
+    found = [ax for ax in data_axes(fig) if all(getters[k](ax).startswith(v) for k, v in text.items())]
+    assert len(found) == 1, f"{len(found)} axes with {text}: {[describe(ax) for ax in data_axes(fig)]}"
+    return found[0]
+
+
+def colors_of(stores: FigureInputs) -> dict:
+    return m_colors(stores.M_values())
+
+
+def raw(values: object) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+def t_crit_at(ds: xr.Dataset) -> int:
+    """Index of the checkpoint nearest the run's ``t_crit`` attribute."""
+    steps = raw(ds["step"].values)
+    return int(np.argmin(np.abs(steps - float(ds.attrs["t_crit"]))))
+
+
+# ---- one check per kind of panel; each returns the axes it checked
+
+
+def check_over_training(ax: Axes, stores: FigureInputs, var: str, window: int, end_marker: bool = False) -> list[Axes]:
+    """Per run: ``var`` over the steps (smoothed), its ``t_crit`` star (and the last point)."""
+    colors = colors_of(stores)
+    for M, ds in stores.outputs.items():
+        steps = raw(ds["step"].values)
+        curve = smooth(raw(ds[var].values), window)
+        find_line(ax, steps, curve, f"{var} of M={format_M(M)}", colors[M])
+        i = t_crit_at(ds)
+        find_line(ax, [steps[i]], [curve[i]], f"t_crit of M={format_M(M)}", colors[M], marker="*")
+        if end_marker:
+            find_line(ax, [steps[-1]], [curve[-1]], f"end of M={format_M(M)}", colors[M], marker="o")
+    series = [line for line in data_lines(ax) if len(line.get_xdata()) > 1]
+    assert len(series) == len(stores.outputs), f"{describe(ax)}: {len(series)} curves for {len(stores.outputs)} runs"
+    return [ax]
+
+
+def check_ood_loss(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    ax = axes_with(fig, ylabel="OOD loss")
+    ridge = raw(stores.baselines["loss_ridge_ood"].values).mean()
+    assert np.isclose(reference_levels(ax), ridge, rtol=1e-9).any(), "the ridge OOD loss line"
+    return check_over_training(ax, stores, "loss_ood", window)
+
+
+def check_distances(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    return [
+        *check_over_training(axes_with(fig, ylabel="dist. to dMMSE"), stores, "dist_dmmse", window, end_marker=True),
+        *check_over_training(axes_with(fig, ylabel="dist. to ridge"), stores, "dist_ridge", window, end_marker=True),
+    ]
+
+
+def check_pca_pair(ax: Axes, stores: FigureInputs, pc_x: int, pc_y: int, window: int) -> list[Axes]:
+    """Each run's trajectory in (pc_x, pc_y), start and end marked; each predictor's projection."""
+    pca, colors = stores.pca, colors_of(stores)
+    for M in pca["M"].values:
+        xy = smooth(raw(pca["trajectory"].sel(M=M, pc=[pc_x, pc_y]).transpose("step", "pc").values), window, axis=0)
+        name = f"PC{pc_x}–PC{pc_y} trajectory of M={format_M(M)}"
+        find_line(ax, xy[:, 0], xy[:, 1], name, colors[float(M)])
+        find_line(ax, [xy[0, 0]], [xy[0, 1]], f"start of the {name}", colors[float(M)], marker="o")
+        find_line(ax, [xy[-1, 0]], [xy[-1, 1]], f"end of the {name}", colors[float(M)], marker="o")
+    for label in pca["predictor"].values:
+        x, y = raw(pca["predictor_projection"].sel(predictor=label, pc=[pc_x, pc_y]).values)
+        marker = "s" if str(label) == "ridge" else "D"
+        find_line(ax, [x], [y], f"the projection of {label}", marker=marker)
+    return [ax]
+
+
+def check_pc_labels(ax: Axes, stores: FigureInputs, pc_x: int | None, pc_y: int | None) -> None:
+    evr = stores.pca["explained_variance_ratio"]
+    for pc, label in ((pc_x, ax.get_xlabel()), (pc_y, ax.get_ylabel())):
+        if pc is not None:
+            assert label == f"PC{pc} ({100 * float(evr.sel(pc=pc)):.1f}% var.)", label
+
+
+def check_pca(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    ax = axes_with(fig, xlabel="PC1 (")
+    check_pc_labels(ax, stores, 1, 2)
+    return check_pca_pair(ax, stores, 1, 2, window)
+
+
+def inf_position(ax: Axes) -> float:
+    """Where the M axis puts M = ∞: the x of its "∞" tick."""
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "∞" in labels, labels
+    return float(ax.get_xticks()[labels.index("∞")])
+
+
+def check_loss_vs_M(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """Final ID loss against M: ridge and dMMSE_M from baselines.zarr, each run's last checkpoint."""
+    ax = axes_with(fig, ylabel="final in-distribution loss")
+    colors, at_inf = colors_of(stores), inf_position(ax)
+    assert at_inf > max(m for m in stores.outputs if math.isfinite(m))
+    base_M = raw(stores.baselines["M"].values)
+    finite = np.isfinite(base_M)
+    for var, marker in (("loss_ridge_id", "s"), ("loss_dmmse_id", "D")):
+        values = raw(stores.baselines[var].mean("token").values)
+        find_line(ax, base_M[finite], values[finite], f"{var} against M", marker=marker)
+        find_line(ax, [at_inf], values[~finite], f"{var} at M = ∞", marker=marker)
+    for M, ds in stores.outputs.items():
+        x = at_inf if math.isinf(M) else M
+        find_line(ax, [x], [float(ds["loss_id"].values[-1])], f"final loss of M={format_M(M)}", colors[M], marker="o")
+    return [ax]
+
+
+def final_llc_records(llc: xr.Dataset) -> dict[float, tuple[int, float, float]]:
+    """``M → (step, llc_mean, llc_std)`` at each run's last record (``failed_chains ≥ 0``, docs/stores.md)."""
+    final = {}
+    for M in llc["M"].values:
+        row = llc.sel(M=M)
+        recorded = np.flatnonzero(row["failed_chains"].values >= 0)
+        j = int(recorded[-1])
+        final[float(M)] = (int(row["step"].values[j]), float(row["llc_mean"].values[j]), float(row["llc_std"].values[j]))
+    return final
+
+
+def check_llc_vs_M(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """Each run's final LLC estimate ± s.d. across chains; M = ∞'s as a dashed line."""
+    ax = axes_with(fig, ylabel="LLC $\\hat\\lambda$ (final")
+    colors, at_inf = colors_of(stores), inf_position(ax)
+    final = final_llc_records(stores.llc)
+    for M, (_step, mean, std) in final.items():
+        errorbar_at(ax, at_inf if math.isinf(M) else M, mean, std, f"final LLC of M={format_M(M)}", colors[M])
+    assert np.isclose(reference_levels(ax), final[math.inf][1], rtol=1e-9).any(), "the M = ∞ LLC line"
+    finite = sorted(m for m in final if math.isfinite(m))
+    find_line(ax, finite, [final[m][1] for m in finite], "the line through the finite M's final LLC")
+    return [ax]
+
+
+def check_id_loss_panels(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """One panel per M: its ID loss over training, dMMSE_M's and ridge's ID loss as lines."""
+    checked, colors = [], colors_of(stores)
+    for M, ds in stores.outputs.items():
+        ax = axes_with(fig, title=f"$M$ = {format_M(M)}")
+        steps, curve = raw(ds["step"].values), smooth(raw(ds["loss_id"].values), window)
+        find_line(ax, steps, curve, f"ID loss of M={format_M(M)}", colors[M])
+        levels = reference_levels(ax)
+        for var in ("loss_dmmse_id", "loss_ridge_id"):
+            level = float(stores.baselines[var].sel(M=M).mean("token"))
+            assert np.isclose(levels, level, rtol=1e-9).any(), f"{var} of M={format_M(M)}: {level} not in {levels}"
+        checked.append(ax)
+    return checked
+
+
+def check_pca_pairs(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """The lower triangle of PC pairs: panel (row r, column c) shows PC c+1 against PC r+2."""
+    shown = [int(pc) for pc in stores.pca["pc"].values][:FigureSettings().max_pcs]
+    checked = []
+    for ax in data_axes(fig):
+        spec = ax.get_subplotspec()
+        row, col = spec.rowspan.start, spec.colspan.start
+        pc_x, pc_y = shown[col], shown[row + 1]
+        check_pc_labels(ax, stores, pc_x if ax.get_xlabel() else None, pc_y if ax.get_ylabel() else None)
+        checked += check_pca_pair(ax, stores, pc_x, pc_y, window)
+    n = len(shown) - 1
+    assert len(checked) == n * (n + 1) // 2
+    return checked
+
+
+def check_token_loadings(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """One bar chart per PC: the bar over token k is that PC's loading share on k."""
+    loadings, checked = stores.pca["token_loadings"], []
+    for pc in stores.pca["pc"].values[: FigureSettings().max_pcs]:
+        ax = axes_with(fig, title=f"PC{pc} (")
+        bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+        centres = [bar.get_x() + bar.get_width() / 2 for bar in bars]
+        assert np.allclose(centres, raw(loadings["token"].values))
+        assert np.allclose([bar.get_height() for bar in bars], raw(loadings.sel(pc=pc).values), rtol=1e-9), f"PC{pc}"
+        assert np.isclose(reference_levels(ax), 1 / loadings.sizes["token"]).any(), "the uniform share"
+        checked.append(ax)
+    return checked
+
+
+def check_traces(ax: Axes, x: np.ndarray, traces: np.ndarray, init: float, what: str) -> None:
+    """One line per chain: ``traces (chain, draw)`` against ``x``; the start loss as a dotted line."""
+    for chain, trace in enumerate(traces):
+        find_line(ax, x, trace, f"{what}, chain {chain}")
+    assert np.isclose(reference_levels(ax), init, rtol=1e-9).any(), f"{what}: the start loss {init}"
+
+
+def check_llc_traces(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """Final estimates' SGLD loss traces per M; the calibration grid's traces per (ε, γ)."""
+    llc, checked = stores.llc, []
+    for M, (step, mean, _std) in final_llc_records(llc).items():
+        ax = axes_with(fig, title=f"$M$ = {format_M(M)}, step {step}\nλ̂ = {mean:.3g}")
+        at = llc.sel(M=M, step=step)
+        check_traces(ax, raw(llc["draw"].values), raw(at["loss_trace"].values), float(at["init_loss"]), f"M={format_M(M)}")
+        checked.append(ax)
+    cal = stores.llc_calibration
+    final_step = cal["step"].values[-1]
+    for k, M in enumerate(cal["M"].values):
+        grid = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start): ax
+                for ax in data_axes(fig) if ax.get_figure(root=False) is fig.subfigs[1 + k]}
+        for r, eps in enumerate(cal["epsilon"].values):
+            for c, gamma in enumerate(cal["gamma"].values):
+                at = cal.sel(M=M, step=final_step, epsilon=eps, gamma=gamma)
+                time = np.arange(cal.sizes["draw"]) * float(eps) * float(gamma)
+                check_traces(grid[r, c], time, raw(at["loss_trace"].values), float(at["init_loss"]), f"ε={eps}, γ={gamma}")
+                checked.append(grid[r, c])
+    return checked
+
+
+def check_llc_over_time(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """Top: every recorded LLC estimate ± s.d. per M at its step; bottom: the ID loss over training."""
+    llc, colors = stores.llc, colors_of(stores)
+    ax = axes_with(fig, ylabel="LLC $\\hat\\lambda$")
+    for M in llc["M"].values:
+        row = llc.sel(M=M)
+        recorded = row["failed_chains"].values >= 0
+        steps, means, stds = raw(row["step"].values)[recorded], raw(row["llc_mean"].values)[recorded], raw(row["llc_std"].values)[recorded]
+        find_line(ax, steps, means, f"LLC over training of M={format_M(float(M))}", colors[float(M)])
+        for step, mean, std in zip(steps, means, stds):
+            errorbar_at(ax, step, mean, std, f"LLC of M={format_M(float(M))} at step {step:g}", colors[float(M)])
+    return [ax, *check_over_training(axes_with(fig, ylabel="in-distribution loss"), stores, "loss_id", window)]
+
+
+def check_llc_calibration(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """Per calibration checkpoint: the estimate and the trace peak against ε at the chosen γ."""
+    cal = stores.llc_calibration
+    at = cal.sel(gamma=float(cal.attrs["chosen_gamma"]))
+    eps = raw(cal["epsilon"].values)
+    colors, checked = colors_of(stores), []
+    for M in at["M"].values:
+        for step in at["step"].values:
+            one = at.sel(M=M, step=step)
+            ax_llc = axes_with(fig, title=f"$M$ = {format_M(float(M))}, step {int(step)}")
+            spec = ax_llc.get_subplotspec()
+            ax_peak = next(ax for ax in data_axes(fig)
+                           if ax.get_subplotspec().rowspan.start == spec.rowspan.start + 1
+                           and ax.get_subplotspec().colspan.start == spec.colspan.start)
+            find_line(ax_llc, eps, raw(one["llc_mean"].values), f"LLC against ε at M={M}, step {step}", colors[float(M)])
+            find_line(ax_peak, eps, raw(one["trace_peak"].values), f"trace peak against ε at M={M}, step {step}", colors[float(M)])
+            for ax in (ax_llc, ax_peak):
+                assert np.isclose(reference_levels(ax, horizontal=False), float(cal["chosen_epsilon"])).any(), "chosen ε"
+            checked += [ax_llc, ax_peak]
+    return checked
+
+
+def check_fig1(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    return [*check_ood_loss(fig, stores, window), *check_distances(fig, stores, window), *check_pca(fig, stores, window)]
+
+
+def check_fig3(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    return [*check_loss_vs_M(fig, stores, window), *check_llc_vs_M(fig, stores, window)]
+
+
+CONTENT_CHECKS = {
+    "fig1_ood_loss": check_ood_loss,
+    "fig1_distances": check_distances,
+    "fig1_pca": check_pca,
+    "fig3_loss_vs_M": check_loss_vs_M,
+    "fig3_llc_vs_M": check_llc_vs_M,
+    "figB_id_loss": check_id_loss_panels,
+    "figC_pca_pairs": check_pca_pairs,
+    "figE_token_loadings": check_token_loadings,
+    "figF_llc_traces": check_llc_traces,
+    "fig_llc_over_time": check_llc_over_time,
+    "fig_llc_calibration": check_llc_calibration,
+    "fig1": check_fig1,
+    "fig3": check_fig3,
+}
+
+
+def check_content(name: str, fig: Figure, stores: FigureInputs, window: int) -> None:
+    """Every data axes of ``fig`` shows what its check says, and no axes goes unchecked."""
+    assert name in CONTENT_CHECKS, (
+        f"figure {name!r} has no content check: add one to CONTENT_CHECKS in tests/test_figures.py "
+        f"that compares each of its artists with the store values it shows"
+    )
+    checked = CONTENT_CHECKS[name](fig, stores, window)
+    unchecked = [describe(ax) for ax in data_axes(fig) if not any(ax is c for c in checked)]
+    assert not unchecked, f"{name}: axes no check looked at: {unchecked}"
+
+
+@pytest.mark.parametrize("window", CONTENT_WINDOWS)
+@pytest.mark.parametrize("name", FIGURE_NAMES)
+def test_every_figure_shows_the_store_values(name: str, window: int, stores: FigureInputs) -> None:
+    check_content(name, draw_figure(name, stores, {"smoothing_window": window}), stores, window)
+
+
+def axes_problems(fig: Figure) -> list[str]:
+    """Data axes that draw nothing or carry no label (own, a shared axis's, or the (sub)figure's)."""
+    problems = []
+    for ax in data_axes(fig):
+        drawn = data_lines(ax) or ax.patches or ax.images or any(len(c.get_paths()) for c in ax.collections)
+        if not drawn:
+            problems.append(f"{describe(ax)} draws no data")
+        texts = [ax.get_xlabel(), ax.get_ylabel(), *(ax.get_title(loc=loc) for loc in ("left", "center", "right"))]
+        for sibling in (*ax.get_shared_x_axes().get_siblings(ax), *ax.get_shared_y_axes().get_siblings(ax)):
+            texts += [sibling.get_xlabel(), sibling.get_ylabel()]
+        parent = ax.get_figure(root=False)
+        for attr in ("_supxlabel", "_supylabel", "_suptitle"):
+            if (text := getattr(parent, attr, None)) is not None:
+                texts.append(text.get_text())
+        if not any(t.strip() for t in texts):
+            problems.append(f"{describe(ax)} has no label")
+    return problems
+
+
+@pytest.mark.parametrize("name", FIGURE_NAMES)
+def test_every_axes_has_drawn_data_and_a_label(name: str, stores: FigureInputs) -> None:
+    fig = draw_figure(name, stores, {"smoothing_window": 3})
+    assert data_axes(fig)
+    assert not axes_problems(fig)
+
+
+def ink_per_axes(fig: Figure, png: Path) -> dict[str, float]:
+    """Share of non-background (not white) pixels of the rendered PNG inside each data axes' frame."""
+    from matplotlib.image import imread
+
+    image = imread(png)[..., :3]
+    height, width = image.shape[:2]
+    ink = {}
+    for ax in data_axes(fig):
+        box = ax.get_position()  # figure fraction, as laid out when the PNG was drawn
+        inset = 3  # pixels: leave out the spines and ticks
+        rows = slice(int((1 - box.y1) * height) + inset, int((1 - box.y0) * height) - inset)
+        cols = slice(int(box.x0 * width) + inset, int(box.x1 * width) - inset)
+        inside = image[rows, cols]
+        ink[describe(ax)] = float((np.abs(inside - 1.0).max(axis=-1) > 0.02).mean()) if inside.size else 0.0
+    return ink
+
+
+@pytest.mark.parametrize("name", FIGURE_NAMES)
+def test_every_rendered_axes_has_ink(name: str, stores: FigureInputs, tmp_path: Path) -> None:
+    """The PNG as saved: inside every data axes at least INK_FLOOR of the pixels are not background."""
+    fig = draw_figure(name, stores, {"smoothing_window": 3})
+    save_figure(fig, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png", dpi=100)
+    ink = ink_per_axes(fig, tmp_path / f"{name}.png")
+    assert ink and min(ink.values()) >= INK_FLOOR, ink
+
+
+def test_the_checks_fail_on_an_emptied_axes_a_wrong_store_and_a_blank_panel(stores: FigureInputs, tmp_path: Path) -> None:
+    """The content, label and ink checks are not true by construction."""
+    fig = draw_figure("fig1_ood_loss", stores, {"smoothing_window": 3})
+    for line in data_lines(axes_with(fig, ylabel="OOD loss")):
+        line.remove()  # the axes keeps its labels and the ridge line, but no run
+    with pytest.raises(AssertionError, match="no line draws loss_ood"):
+        check_content("fig1_ood_loss", fig, stores, 3)
+
+    shifted = FigureInputs(outputs={M: ds.assign(loss_ood=ds["loss_ood"] * 1.01) for M, ds in stores.outputs.items()},
+                           baselines=stores.baselines)
+    with pytest.raises(AssertionError, match="no line draws loss_ood"):
+        check_content("fig1_ood_loss", draw_figure("fig1_ood_loss", stores, {"smoothing_window": 3}), shifted, 3)
+    with pytest.raises(AssertionError, match="no line draws loss_ood"):  # smoothed, compared as raw
+        check_content("fig1_ood_loss", draw_figure("fig1_ood_loss", stores, {"smoothing_window": 3}), stores, 1)
+
+    fig = draw_figure("fig1_ood_loss", stores)
+    blank = fig.add_subplot(2, 2, 4)  # an extra axes with nothing on it
+    with pytest.raises(AssertionError, match="axes no check looked at"):
+        check_content("fig1_ood_loss", fig, stores, 1)
+    assert any("draws no data" in p for p in axes_problems(fig)) and any("no label" in p for p in axes_problems(fig))
+    blank.set_xlabel("labelled")
+    assert [p for p in axes_problems(fig)] == [f"{describe(blank)} draws no data"]
+    save_figure(fig, tmp_path / "blank.pdf", tmp_path / "blank.png", dpi=100)
+    ink = ink_per_axes(fig, tmp_path / "blank.png")
+    assert ink[describe(blank)] < INK_FLOOR <= ink[describe(axes_with(fig, ylabel="OOD loss"))]
+    with pytest.raises(AssertionError, match="no content check"):
+        check_content("fig9_new", fig, stores, 1)

@@ -6,7 +6,11 @@ started by tests/slurm/cluster.sh. Marked ``slurm``: the default run skips it.
 
 It checks what a dry run cannot: every non-local job goes through sbatch (sacct lists it),
 the outputs equal those of a local run, and a training job cancelled with scancel mid-run is
-retried by Snakemake and resumes from its resume state instead of step 0.
+retried by Snakemake and resumes from its resume state instead of step 0. First, a start made
+to fail once slurmdbd is up must leave no daemon and no config file of its own behind.
+
+Where the cluster cannot start (not root, no apt) the tests skip, but under CI=true (.ci/run)
+they fail: CI cannot pass by skipping them.
 
 The test passes `--latency-wait 3 --slurm-init-seconds-before-status-checks 2` on the command
 line, as a site with a fast shared file system and a quiet controller would; the profile's
@@ -26,7 +30,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, TINY_BLOCK
+from conftest import REPO, TINY_BLOCK, running_in_ci
 from same_outputs import assert_same_outputs
 from test_workflow import SNAKEMAKE
 
@@ -50,14 +54,73 @@ def _block():
     return block
 
 
+def cannot_run_here(reason: str) -> None:
+    """Skip, or under CI=true fail: CI must run the cluster test."""
+    if running_in_ci():
+        pytest.fail(f"CI=true and the SLURM cluster cannot start here: {reason}")
+    pytest.skip(reason)
+
+
+def start_cluster(env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    if shutil.which("bash") is None:
+        cannot_run_here("needs bash")
+    started = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=900, env=env)
+    if started.returncode == SKIP:
+        cannot_run_here(started.stderr.strip().splitlines()[-1])
+    return started
+
+
+MARKER = "# written by tests/slurm/cluster.sh"
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and _running(int(proc.name)):
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
+
+
+def test_a_start_that_fails_after_slurmdbd_is_up_leaves_nothing_of_its_own(tmp_path):
+    state = tmp_path / "cluster"
+    env = dict(os.environ, TR_SLURM_DIR=str(state), TR_SLURM_FAIL_AFTER="slurmdbd",
+               TR_SLURM_DB_PORT="3376", TR_SLURM_PORTS="6837 6838 6839")  # fmt: skip
+    failed = start_cluster(env)
+    print(failed.stderr)
+    assert failed.returncode not in (0, SKIP), failed.stderr[-3000:]
+    assert "TR_SLURM_FAIL_AFTER=slurmdbd: failing on purpose" in failed.stderr
+    started = {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", failed.stderr)}
+    assert {"mariadbd", "slurmdbd"} <= set(started), failed.stderr[-3000:]  # it did get that far
+    assert "slurmctld" not in started
+    left = {name: pid for name, pid in started.items() if _running(pid)}
+    assert not left, f"still running after the failed start: {left}"
+    assert not _processes_mentioning(str(state)), _processes_mentioning(str(state))
+    assert not list((state / "pids").iterdir())
+    for name in ("slurm.conf", "slurmdbd.conf"):
+        path = Path("/etc/slurm") / name
+        assert not (path.exists() and MARKER in path.read_text().splitlines()), f"{path} was left behind"
+
+
 @pytest.fixture(scope="module")
 def cluster():
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    if shutil.which("bash") is None:
-        pytest.skip("needs bash")
-    started = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=900)
-    if started.returncode == SKIP:
-        pytest.skip(started.stderr.strip().splitlines()[-1])
+    started = start_cluster()
     assert started.returncode == 0, started.stderr[-3000:]
     print(started.stderr)
     yield

@@ -16,12 +16,16 @@
 #
 # Exit status: 0 ready (or stopped), 77 cannot run here (not root, the packages are missing
 # and apt-get is not available, or /etc/slurm/slurm.conf belongs to another cluster): a test
-# treats 77 as a skip. Anything else: a failure,
-# with the daemon logs under $TR_SLURM_DIR/log named in the message.
+# treats 77 as a skip (outside CI; under CI=true as a failure). Anything else: a failure,
+# with the daemon logs under $TR_SLURM_DIR/log named in the message. A start that fails
+# partway (or is interrupted) tears down what it has set up, as `stop` does: every daemon
+# whose PID it recorded and its own config files; nothing of its own is left running.
 #
 # Settings (environment): TR_SLURM_DIR (default /tmp/transient-ridge-slurm), TR_SLURM_CPUS
 # (CPUs the node offers, default nproc), TR_SLURM_DB_PORT (default 3366), TR_SLURM_PORTS
-# (slurmctld, slurmd, slurmdbd ports, default "6817 6818 6819").
+# (slurmctld, slurmd, slurmdbd ports, default "6817 6818 6819"), TR_SLURM_FAIL_AFTER (one of
+# munged, mariadbd, slurmdbd, slurmctld, slurmd: fail on purpose once that daemon is up, to
+# test the teardown).
 set -euo pipefail
 
 DIR=${TR_SLURM_DIR:-/tmp/transient-ridge-slurm}
@@ -32,6 +36,7 @@ NODE=trnode
 CPUS=${TR_SLURM_CPUS:-$(nproc)}
 DB_PORT=${TR_SLURM_DB_PORT:-3366}
 read -r CTLD_PORT SLURMD_PORT DBD_PORT <<<"${TR_SLURM_PORTS:-6817 6818 6819}"
+FAIL_AFTER=${TR_SLURM_FAIL_AFTER:-}
 PACKAGES=(slurm-wlm slurmdbd munge mariadb-server)
 PROGRAMS=(slurmctld slurmd slurmdbd munged mariadbd sbatch sacct sacctmgr)
 
@@ -203,17 +208,42 @@ node_state() { sinfo -h -N -n "$NODE" -o %T 2>/dev/null | head -n1; }
 
 node_idle() { [[ $(node_state) == idle ]]; }
 
+up() {  # up NAME: NAME is up; fail here if TR_SLURM_FAIL_AFTER names it
+  [[ $FAIL_AFTER != "$1" ]] || fail "TR_SLURM_FAIL_AFTER=$1: failing on purpose once $1 is up (a test of the teardown)"
+}
+
+teardown_on_failure() {  # the EXIT trap of start: undo a start that did not finish
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ $status != 0 && $status != 77 ]]; then
+    say "start failed (exit status $status): stopping what it started"
+    set +e
+    stop
+  fi
+  exit "$status"
+}
+
 start() {
   [[ $(id -u) == 0 ]] || skip "needs root to install packages and start the SLURM daemons (uid $(id -u))"
+  case $FAIL_AFTER in "" | munged | mariadbd | slurmdbd | slurmctld | slurmd) ;;
+    *) echo "error: TR_SLURM_FAIL_AFTER=$FAIL_AFTER; allowed: munged, mariadbd, slurmdbd, slurmctld, slurmd" >&2; exit 2 ;;
+  esac
+  trap teardown_on_failure EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   mkdir -p "$DIR"/{log,pids,run,state,spool,mysql}
   install_packages
   write_configs
   start_munge
+  up munged
   start_mariadb
+  up mariadbd
   launch slurmdbd slurmdbd -D
   wait_for 60 "slurmdbd (registering cluster $CLUSTER)" associations
+  up slurmdbd
   launch slurmctld slurmctld -D -i
   wait_for 60 slurmctld scontrol ping
+  up slurmctld
   launch slurmd slurmd -D -N "$NODE"
   local deadline=$((SECONDS + 90))
   until node_idle; do
@@ -221,8 +251,10 @@ start() {
     ((SECONDS < deadline)) || fail "node $NODE is '$(node_state)', not idle, after 90 s"
     sleep 1
   done
+  up slurmd
   say "ready: partition $PARTITION, account $ACCOUNT, node $NODE with $CPUS CPU(s); $CONF_DIR/slurm.conf"
   sinfo >&2
+  trap - EXIT INT TERM
 }
 
 stop() {
