@@ -43,6 +43,11 @@ TINY_BLOCK = {
         "num_checkpoints": 2,
         "calibration": {"M": [4], "epsilon": [3e-4, 1e-3], "gamma": [100.0]},
     },
+    "families": {
+        "ridge_penalty": {"min": 0.01, "max": 10.0, "num": 7},
+        "gd_step_size": {"min": 0.1, "max": 1.0, "num": 3},
+        "gd_steps": [1, 2, 4],
+    },
     "figures": {"smoothing_window": 1},
 }
 

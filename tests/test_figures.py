@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from conftest import TINY_BLOCK
+from family_stores import with_family_fit
 from llc_stores import restatus
 from transient_ridge.llc import choose_epsilon, estimate_status, trace_peak_ratio
 from transient_ridge.plotting._style import format_number
@@ -47,7 +48,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "plot_fi
 PAPER_NAMES = {
     "fig1_ood_loss", "fig1_distances", "fig1_pca", "fig3_loss_vs_M", "fig3_llc_vs_M",
     "figB_id_loss", "figC_pca_pairs", "figE_token_loadings", "figF_llc_traces",
-    "fig_llc_over_time", "fig_llc_calibration", "fig1", "fig3",
+    "fig_llc_over_time", "fig_llc_calibration", "fig_predictor_fit", "fig1", "fig3",
 }  # fmt: skip
 
 
@@ -139,6 +140,7 @@ def synthetic_inputs(
             coords={"step": steps, "token": tokens, "sequence": np.arange(n_sequences)},
             attrs=dict(attrs, M=float(M), t_crit=int(steps[np.argmin(ood)])),
         )
+        outputs[float(M)] = with_family_fit(outputs[float(M)], seed=i)
         angle = np.pi * (0.2 + 0.6 * to_dmmse) + 0.1 * i
         radius = 4 * (1 - learn) + 1
         path = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
@@ -1119,6 +1121,39 @@ def check_llc_calibration(fig: Figure, stores: FigureInputs, window: int) -> lis
     return checked
 
 
+def check_predictor_fit(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
+    """Per M: OOD distances to ridge, dMMSE_M, the nearest ridge_λ and GD-k (smoothed) over the fitted λ and kη
+    (raw) below; σ², the grid bounds and the t_crit line."""
+    from transient_ridge.plotting._style import GD_COLOR, RIDGE_LAMBDA_COLOR
+
+    checked = []
+    for M, ds in stores.outputs.items():
+        ax_dist = axes_with(fig, title=f"$M$ = {format_M(M)}")
+        spec = ax_dist.get_subplotspec()
+        below = [ax for ax in data_axes(fig) if ax.get_subplotspec().rowspan.start == spec.rowspan.start + 1
+                 and ax.get_subplotspec().colspan.start == spec.colspan.start]
+        assert len(below) == 1, f"M={format_M(M)}: {len(below)} fitted-value panels under its distances"
+        ax_fit = below[0]
+        ood, steps = ds.sel(probe="ood"), raw(ds["step"].values)
+        for family, color in (("ridge", "black"), ("dmmse", "0.55"), ("ridge_lambda", RIDGE_LAMBDA_COLOR),
+                              ("gd_k", GD_COLOR)):
+            curve = smooth(raw(ood["family_dist"].sel(family=family).values), window)
+            find_line(ax_dist, steps, curve, f"OOD distance to {family} of M={format_M(M)}", color)
+        find_line(ax_fit, steps, raw(ood["fit_ridge_penalty"].values), f"fitted λ of M={format_M(M)}", RIDGE_LAMBDA_COLOR)
+        gd_time = raw((ood["fit_gd_steps"] * ood["fit_gd_step_size"]).values)
+        find_line(ax_fit, steps, gd_time, f"fitted kη of M={format_M(M)}", GD_COLOR)
+        levels = reference_levels(ax_fit)
+        penalties, eta, k = (raw(ds[c].values) for c in ("ridge_penalty", "gd_step_size", "gd_steps"))
+        for level, what in ((float(ds["fit_ridge_penalty"].attrs["noise_variance"]), "σ²"),
+                            (penalties.min(), "the smallest λ"), (penalties.max(), "the largest λ"),
+                            (eta.min() * k.min(), "the smallest kη"), (eta.max() * k.max(), "the largest kη")):
+            assert np.isclose(levels, level, rtol=1e-9).any(), f"M={format_M(M)}: {what} ({level}) not in {levels}"
+        for ax in (ax_dist, ax_fit):
+            assert np.isclose(reference_levels(ax, horizontal=False), steps[t_crit_at(ds)]).any(), "the t_crit line"
+        checked += [ax_dist, ax_fit]
+    return checked
+
+
 def check_fig1(fig: Figure, stores: FigureInputs, window: int) -> list[Axes]:
     return [*check_ood_loss(fig, stores, window), *check_distances(fig, stores, window), *check_pca(fig, stores, window)]
 
@@ -1139,6 +1174,7 @@ CONTENT_CHECKS = {
     "figF_llc_traces": check_llc_traces,
     "fig_llc_over_time": check_llc_over_time,
     "fig_llc_calibration": check_llc_calibration,
+    "fig_predictor_fit": check_predictor_fit,
     "fig1": check_fig1,
     "fig3": check_fig3,
 }

@@ -118,3 +118,38 @@ def test_seeds_are_fitted_jointly_and_keep_their_own_trajectories():
     from transient_ridge.seeds import select_seed
 
     assert select_seed(ds, 2)["trajectory"].dims == ("M", "step", "pc")
+
+
+def test_the_ridge_path_is_projected_not_fitted(tiny_cfg):
+    """ridge_λ over its grid is projected with the runs' centring; at λ = σ² it sits on ridge."""
+    from transient_ridge.baselines import build_baselines_dataset
+    from transient_ridge.tasks import build_tasks_dataset
+
+    tasks = build_tasks_dataset(tiny_cfg)
+    sigma2 = tiny_cfg.data.noise_variance
+    penalties = tiny_cfg.families.penalties(sigma2)
+    baselines = build_baselines_dataset(tasks, chunk_size=2, ridge_penalties=penalties)
+    rng = np.random.default_rng(1)
+    ridge = baselines["ridge_root"].values
+    outputs = {
+        M: xr.Dataset(
+            {"pred_root": (("step", "sequence", "token"), ridge + rng.standard_normal((4, *ridge.shape)))},
+            coords={"step": [0, 1, 2, 3], "token": baselines["token"].values, "sequence": baselines["sequence"].values},
+            attrs={"M": M},
+        )
+        for M in (1.0, 4.0, math.inf)
+    }
+    ds = build_pca_dataset(outputs, baselines, n_components=2)
+    without = build_pca_dataset(outputs, baselines.drop_vars("ridge_lambda_root"), n_components=2)
+    xr.testing.assert_allclose(ds["components"], without["components"])  # the path takes no part in the fit
+    assert ds["ridge_path_projection"].dims == ("ridge_penalty", "pc")
+    assert ds["ridge_penalty"].values.tolist() == list(penalties)
+    np.testing.assert_allclose(
+        ds["ridge_path_projection"].sel(ridge_penalty=sigma2), ds["predictor_projection"].sel(predictor="ridge"),
+        rtol=1e-10, atol=1e-12,
+    )
+    path = baselines["ridge_lambda_root"].values.reshape(len(penalties), -1)
+    np.testing.assert_allclose(
+        ds["ridge_path_projection"], (path - ds["mean"].values) @ ds["components"].values.T, rtol=1e-10, atol=1e-12
+    )
+    assert ds.attrs["noise_variance"] == sigma2

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from transient_ridge.data import draw_task_sequence, sample_sequences
-from transient_ridge.predictors import dmmse_predict, per_token_mse, ridge_predict
+from transient_ridge.predictors import (
+    dmmse_predict,
+    gd_predict,
+    least_squares_defined,
+    least_squares_predict,
+    per_token_mse,
+    prefix_spectra,
+    ridge_penalty_predict,
+    ridge_predict,
+)
 
 
 def ridge_loop(x, y, noise_variance):
@@ -109,3 +118,138 @@ def test_noise_variance_must_be_positive(batch):
         ridge_predict(x, y, 0.0)
     with pytest.raises(ValueError, match="noise_variance"):
         dmmse_predict(x, y, tasks, -1.0)
+
+
+# --------------------------------------------------------------------------- predictor families
+
+
+def gd_loop(x, y, step_size, k):
+    """k plain gradient steps from w = 0 on ‖Y − Xw‖² / 2n, per sequence and prefix (0 for the empty prefix)."""
+    B, K, D = x.shape
+    out = np.zeros((B, K))
+    for b in range(B):
+        for pos in range(1, K):
+            X, Y = x[b, :pos].astype(float), y[b, :pos].astype(float)
+            w = np.zeros(D)
+            for _ in range(k):
+                gradient = X.T @ (X @ w - Y) / pos
+                w = w - step_size * gradient
+            out[b, pos] = x[b, pos] @ w
+    return out
+
+
+def gd_closed_form(x, y, step_size, k):
+    """t̂_k = Σ_{j<k} (I − ηA)^j η b with A = XᵀX/n, b = XᵀY/n, by matrix powers."""
+    B, K, D = x.shape
+    out = np.zeros((B, K))
+    for b in range(B):
+        for pos in range(1, K):
+            X, Y = x[b, :pos].astype(float), y[b, :pos].astype(float)
+            A, moment = X.T @ X / pos, X.T @ Y / pos
+            t = sum(np.linalg.matrix_power(np.eye(D) - step_size * A, j) @ (step_size * moment) for j in range(k))
+            out[b, pos] = x[b, pos] @ t
+    return out
+
+
+def least_squares_loop(x, y):
+    """np.linalg.lstsq per prefix: the minimum-norm least-squares solution."""
+    B, K, _ = x.shape
+    out = np.zeros((B, K))
+    for b in range(B):
+        for pos in range(1, K):
+            t, *_ = np.linalg.lstsq(x[b, :pos].astype(float), y[b, :pos].astype(float), rcond=None)
+            out[b, pos] = x[b, pos] @ t
+    return out
+
+
+@pytest.fixture
+def long_batch():
+    """More pairs than dimensions, so least squares is defined on the later prefixes."""
+    rng = np.random.default_rng(4)
+    tasks = draw_task_sequence(2, 5, 3)
+    x, y = sample_sequences(rng, tasks, 4, 9, 3, 0.1)
+    return x, y
+
+
+def test_ridge_penalty_at_noise_variance_is_ridge(long_batch):
+    x, y = long_batch
+    out = ridge_penalty_predict(x, y, [0.03, 0.1, 7.0])
+    np.testing.assert_allclose(out[1], ridge_predict(x, y, 0.1), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("penalty", [1e-3, 0.5, 30.0])
+def test_ridge_penalty_matches_loop(long_batch, penalty):
+    x, y = long_batch
+    np.testing.assert_allclose(
+        ridge_penalty_predict(x, y, [penalty])[0], ridge_loop(x, y, penalty), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_ridge_penalty_limits(long_batch):
+    """λ → 0 is least squares where it is defined; λ → ∞ shrinks every prediction to 0."""
+    x, y = long_batch
+    defined = least_squares_defined(x.shape[1], x.shape[2])
+    small, large = ridge_penalty_predict(x, y, [1e-9, 1e9])
+    np.testing.assert_allclose(small[:, defined], least_squares_loop(x, y)[:, defined], rtol=1e-5, atol=1e-7)
+    assert np.abs(large).max() < 1e-7
+
+
+@pytest.mark.parametrize("step_size", [0.05, 0.4, 1.2])
+def test_gd_matches_plain_loop_and_closed_form(long_batch, step_size):
+    x, y = long_batch
+    steps = [3, 1, 8]  # any order
+    out = gd_predict(x, y, [step_size], steps)
+    for i, k in enumerate(steps):
+        np.testing.assert_allclose(out[0, i], gd_loop(x, y, step_size, k), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(out[0, i], gd_closed_form(x, y, step_size, k), rtol=1e-9, atol=1e-12)
+
+
+def test_one_gd_step_is_the_linear_attention_solution(long_batch):
+    """k = 1: η x_kᵀ XᵀY / n, the prefix average of y_j x_j·x_k scaled by η."""
+    x, y = (np.asarray(a, dtype=np.float64) for a in long_batch)
+    B, K, _ = x.shape
+    expected = np.zeros((B, K))
+    for b in range(B):
+        for pos in range(1, K):
+            expected[b, pos] = 0.3 * np.mean([y[b, j] * (x[b, j] @ x[b, pos]) for j in range(pos)])
+    np.testing.assert_allclose(gd_predict(x, y, [0.3], [1])[0, 0], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gd_converges_to_least_squares(long_batch):
+    """Many small-enough steps reach the minimum-norm least-squares solution on every prefix."""
+    x, y = long_batch
+    out = gd_predict(x, y, [0.2], [4000])[0, 0]
+    np.testing.assert_allclose(out, least_squares_loop(x, y), rtol=1e-6, atol=1e-8)
+
+
+def test_gd_grid_shape_and_empty_prefix(long_batch):
+    x, y = long_batch
+    out = gd_predict(x, y, [0.1, 0.2], [1, 2, 5])
+    assert out.shape == (2, 3, *y.shape)
+    assert np.all(out[..., 0] == 0.0)
+
+
+def test_least_squares_matches_lstsq_including_short_prefixes(long_batch):
+    x, y = long_batch
+    np.testing.assert_allclose(least_squares_predict(x, y), least_squares_loop(x, y), rtol=1e-8, atol=1e-10)
+    assert least_squares_defined(9, 3).tolist() == [False] * 3 + [True] * 6
+
+
+def test_families_share_one_spectral_decomposition(long_batch):
+    x, y = long_batch
+    spectra = prefix_spectra(x, y)
+    np.testing.assert_array_equal(ridge_penalty_predict(spectra, None, [0.2]), ridge_penalty_predict(x, y, [0.2]))
+    np.testing.assert_array_equal(gd_predict(spectra, None, [0.2], [2]), gd_predict(x, y, [0.2], [2]))
+    np.testing.assert_array_equal(least_squares_predict(spectra), least_squares_predict(x, y))
+
+
+def test_family_arguments_are_checked(long_batch):
+    x, y = long_batch
+    with pytest.raises(ValueError, match="penalties"):
+        ridge_penalty_predict(x, y, [0.0])
+    with pytest.raises(ValueError, match="step sizes"):
+        gd_predict(x, y, [-0.1], [1])
+    with pytest.raises(ValueError, match="step counts"):
+        gd_predict(x, y, [0.1], [0])
+    with pytest.raises(ValueError, match="targets"):
+        least_squares_predict(x)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import xarray as xr
 
 from .data import task_set
-from .predictors import dmmse_predict, per_token_mse, ridge_predict
+from .predictors import dmmse_predict, per_token_mse, ridge_penalty_predict, ridge_predict
 from .tasks import tasks_from_dataset
 
 __all__ = ["bayes_predict", "build_baselines_dataset"]
@@ -22,8 +24,15 @@ def bayes_predict(
     return dmmse_predict(x, y, set_M, noise_variance, chunk_size=chunk_size)
 
 
-def build_baselines_dataset(tasks_dataset: xr.Dataset, *, chunk_size: int = 1024) -> xr.Dataset:
-    """``baselines.zarr`` content (layout in docs/stores.md) from a tasks dataset."""
+def build_baselines_dataset(
+    tasks_dataset: xr.Dataset, *, chunk_size: int = 1024, ridge_penalties: Sequence[float] | None = None
+) -> xr.Dataset:
+    """``baselines.zarr`` content (layout in docs/stores.md) from a tasks dataset.
+
+    ``ridge_penalties`` (λ > 0, the ``families`` grid): also store ridge_λ's predictions
+    on the root probe set, ``ridge_lambda_root(ridge_penalty, sequence, token)``, the
+    path that the PCA projects.
+    """
     tasks = tasks_from_dataset(tasks_dataset)
     noise_variance = float(tasks_dataset.attrs["noise_variance"])
     M_values = [float(m) for m in tasks_dataset["M"].values]
@@ -58,5 +67,13 @@ def build_baselines_dataset(tasks_dataset: xr.Dataset, *, chunk_size: int = 1024
         coords={name: tasks_dataset[name] for name in ("M", "token", "sequence", "ood_sequence", "id_sequence")},
         attrs={key: tasks_dataset.attrs[key] for key in tasks_dataset.attrs},
     )
+    if ridge_penalties is not None:
+        penalties = np.asarray(sorted(ridge_penalties), dtype=np.float64)
+        dataset["ridge_lambda_root"] = (
+            ("ridge_penalty", "sequence", "token"),
+            ridge_penalty_predict(root_x, root_y, penalties),
+        )
+        dataset = dataset.assign_coords(ridge_penalty=penalties)
+        dataset["ridge_lambda_root"].attrs["description"] = "ridge with penalty lambda on the root probe set"
     dataset.attrs["note"] = "dmmse_* at M=inf is ridge (the Bayes predictor for q_inf)"
     return dataset

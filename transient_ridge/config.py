@@ -33,6 +33,8 @@ __all__ = [
     "LLCCalibrationConfig",
     "LLCConfig",
     "sgld_steps",
+    "LogGrid",
+    "FamiliesConfig",
     "FigureConfig",
     "ExperimentConfig",
     "check_experiment",
@@ -498,6 +500,59 @@ class LLCConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogGrid:
+    """``num`` values log-spaced from ``min`` to ``max`` (both included; ``num = 1`` needs ``min = max``)."""
+
+    min: float
+    max: float
+    num: int
+
+    def __post_init__(self) -> None:
+        if not (self.min > 0 and self.max >= self.min and self.num >= 1) or (self.num == 1 and self.max != self.min):
+            raise ConfigError(
+                f"grid min={self.min!r}, max={self.max!r}, num={self.num!r}: need 0 < min <= max and num >= 1 "
+                "(num = 1 only with min = max)"
+            )
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The grid, ascending, geometric, with both ends exact."""
+        if self.num == 1:
+            return (float(self.min),)
+        ratio = float(self.max) / float(self.min)
+        inner = [float(self.min) * ratio ** (i / (self.num - 1)) for i in range(1, self.num - 1)]
+        return (float(self.min), *inner, float(self.max))
+
+
+@dataclasses.dataclass(frozen=True)
+class FamiliesConfig:
+    """Grids of the predictor families fitted to every checkpoint (:mod:`transient_ridge.families`).
+
+    ``ridge_penalty``: λ of ridge_λ (the noise variance σ² is always added, so ridge
+    itself is a member); ``gd_step_size``: η of GD-k on the prefix loss
+    ``‖Y − Xw‖² / 2n``; ``gd_steps``: the step counts k (each ≥ 1).
+    """
+
+    ridge_penalty: LogGrid
+    gd_step_size: LogGrid
+    gd_steps: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for key in ("ridge_penalty", "gd_step_size"):
+            value = getattr(self, key)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, key, _build(LogGrid, value, f"families.{key}"))
+        steps = tuple(sorted({int(k) for k in self.gd_steps}))
+        if not steps or steps[0] < 1:
+            raise ConfigError(f"families.gd_steps: {list(self.gd_steps)} must be a non-empty list of integers >= 1")
+        object.__setattr__(self, "gd_steps", steps)
+
+    def penalties(self, noise_variance: float) -> tuple[float, ...]:
+        """The ridge_λ grid with ``σ² = noise_variance`` added, ascending."""
+        return tuple(sorted(set(self.ridge_penalty.values) | {float(noise_variance)}))
+
+
+@dataclasses.dataclass(frozen=True)
 class FigureConfig:
     """Plot settings (raw data always stays in the stores)."""
 
@@ -519,6 +574,7 @@ class ExperimentConfig:
     evaluation: EvaluationConfig
     pca: PCAConfig
     llc: LLCConfig
+    families: FamiliesConfig
     figures: FigureConfig
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
@@ -535,6 +591,7 @@ class ExperimentConfig:
             "evaluation": EvaluationConfig,
             "pca": PCAConfig,
             "llc": LLCConfig,
+            "families": FamiliesConfig,
             "figures": FigureConfig,
         }
         unknown = sorted(set(block) - set(sections) - {"description"})

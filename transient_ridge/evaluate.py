@@ -3,7 +3,9 @@
 Losses are MSE against the noisy targets; distances are mean squared
 differences of predictions against ridge and against dMMSE_M on the run's
 in-distribution probe set (Carroll et al. 2025, §3). ``t_crit`` is the step
-of minimal OOD loss.
+of minimal OOD loss. Given a :class:`~transient_ridge.families.FamilyGrid`, the
+store also holds the predictor families fitted to every checkpoint
+(:func:`transient_ridge.families.build_family_fit`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .families import FamilyGrid, build_family_fit
 from .predictors import per_token_mse
 
 __all__ = ["critical_step", "build_outputs_dataset"]
@@ -25,14 +28,16 @@ def critical_step(steps: np.ndarray, loss_ood: np.ndarray) -> int:
 
 
 def build_outputs_dataset(
-    predictions: xr.Dataset, tasks: xr.Dataset, baselines: xr.Dataset
+    predictions: xr.Dataset, tasks: xr.Dataset, baselines: xr.Dataset, families: FamilyGrid | None = None
 ) -> xr.Dataset:
     """``outputs.zarr`` content (layout in docs/stores.md) for one run.
 
     Args:
         predictions: the run's ``predictions.zarr`` (``pred_root``, ``pred_ood``, ``pred_id`` over ``step``).
-        tasks: ``tasks.zarr`` (probe targets).
+        tasks: ``tasks.zarr`` (probe inputs and targets).
         baselines: ``baselines.zarr`` (ridge and dMMSE_M predictions on the probe sets).
+        families: the predictor-family grid to fit to every checkpoint; ``None`` leaves the
+            fitted-family variables out.
     """
     M = float(predictions.attrs["M"])
     steps = predictions["step"].values
@@ -57,6 +62,8 @@ def build_outputs_dataset(
         coords={"step": steps, "token": predictions["token"].values, "sequence": predictions["sequence"].values},
         attrs=dict(predictions.attrs),
     )
+    if families is not None:
+        dataset = dataset.merge(build_family_fit(predictions, tasks, baselines, families), join="exact")
     dataset.attrs["M"] = M
     dataset.attrs["t_crit"] = critical_step(steps, dataset["loss_ood"].values)
     for name, text in {

@@ -4,7 +4,8 @@ Each checkpoint of each run becomes the row vector of its predictions on the
 fixed root batch (``B·K`` numbers). All runs and checkpoints are stacked,
 centred and decomposed (with several train seeds, every seed's trajectory too:
 one joint fit); the idealized predictors (ridge, dMMSE_M) are encoded the same
-way and *projected* with the fitted centring, never fitted.
+way and *projected* with the fitted centring, never fitted; so is the path of
+ridge_λ over its penalty grid when the baselines hold it (``ridge_lambda_root``).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def build_pca_dataset(
 
     Runs stacked over seeds (a ``seed`` dim on ``pred_root``) are fitted jointly,
     every seed of every M, and ``trajectory`` is then ``(M, seed, step, pc)``;
-    otherwise ``(M, step, pc)``.
+    otherwise ``(M, step, pc)``. Where the baselines hold ``ridge_lambda_root``, its
+    projection is ``ridge_path_projection(ridge_penalty, pc)``.
     """
     seeds = seeds_of(outputs)
     rows, M_values, steps = stack_trajectories(outputs)
@@ -138,19 +140,28 @@ def build_pca_dataset(
         "feature": feature,
         "feature_sequence": ("feature", np.repeat(np.arange(n_sequences), n_tokens)),
         "feature_token": ("feature", np.tile(first["token"].values, n_sequences)),
-        "predictor": predictor_labels,
+        "predictor": np.array(predictor_labels, dtype=object),  # variable-length strings: a zarr 3 data type
     }
     if seeds is not None:
         coords[SEED] = np.array(seeds, dtype=np.int64)
-    return xr.Dataset(
-        {
-            "trajectory": trajectory,
-            "explained_variance_ratio": ("pc", pca.explained_variance_ratio_),
-            "components": (("pc", "feature"), pca.components_),
-            "token_loadings": (("pc", "token"), loadings),
-            "mean": ("feature", pca.mean_),
-            "predictor_projection": (("predictor", "pc"), projection),
-        },
+    variables = {
+        "trajectory": trajectory,
+        "explained_variance_ratio": ("pc", pca.explained_variance_ratio_),
+        "components": (("pc", "feature"), pca.components_),
+        "token_loadings": (("pc", "token"), loadings),
+        "mean": ("feature", pca.mean_),
+        "predictor_projection": (("predictor", "pc"), projection),
+    }
+    if "ridge_lambda_root" in baselines:
+        path = baselines["ridge_lambda_root"].transpose("ridge_penalty", "sequence", "token")
+        variables["ridge_path_projection"] = (("ridge_penalty", "pc"), pca.transform(path.values.reshape(len(path), -1)))
+        coords["ridge_penalty"] = path["ridge_penalty"].values
+    dataset = xr.Dataset(
+        variables,
         coords=coords,
         attrs={key: value for key, value in baselines.attrs.items() if key in ("experiment", "config", "code_version")},
     )
+    if "ridge_path_projection" in dataset:
+        dataset["ridge_path_projection"].attrs["description"] = "ridge_lambda on the root set over its penalty grid, projected"
+        dataset.attrs["noise_variance"] = float(baselines.attrs["noise_variance"])
+    return dataset

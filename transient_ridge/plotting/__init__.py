@@ -6,7 +6,7 @@ modules each hold one part:
 - ``smooth`` (re-exported from :mod:`transient_ridge.smoothing`): the centred moving average;
 - ``_style``: sizes, fonts, the M colour map and legend, the step axis;
 - ``_inputs``: ``FigureInputs`` (the opened stores) and ``FigureSettings``;
-- ``_training``, ``_pca``, ``_sweep``, ``_llc``: the panels, by subject;
+- ``_training``, ``_pca``, ``_sweep``, ``_llc``, ``_families``: the panels, by subject;
 - ``_registry``: figure names, the stores each needs, dispatch and saving.
 """
 

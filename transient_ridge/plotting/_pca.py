@@ -21,6 +21,7 @@ from ._style import (
     END,
     END_LABEL,
     RIDGE,
+    RIDGE_LAMBDA_COLOR,
     SINGLE_WIDTH,
     START,
     START_LABEL,
@@ -81,6 +82,7 @@ def draw_pca_pair(
         ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=width, zorder=2)
         ax.plot(*xy[0], color=color, linestyle="none", zorder=4, **START)
         ax.plot(*xy[-1], color=color, linestyle="none", zorder=5, **END)
+    path_label = _draw_ridge_path(ax, pca, pc_x, pc_y)
     proj = pca["predictor_projection"].sel(pc=[pc_x, pc_y]).transpose("predictor", "pc")
     for label, (x, y) in zip(proj["predictor"].values, proj.values):
         label = str(label)
@@ -100,9 +102,32 @@ def draw_pca_pair(
         "dMMSE$_M$": proxy(DMMSE),
         "ridge": proxy(RIDGE, color="black"),
     }
+    if path_label is not None:
+        handles[path_label] = proxy(RIDGE_PATH_END, color=RIDGE_LAMBDA_COLOR, linestyle="--", linewidth=0.9)
     if seeds:
         handles[f"one trajectory per seed ({seeds} seeds)"] = proxy({}, linestyle="-", linewidth=0.8)
     return handles
+
+
+RIDGE_PATH_END = {"marker": ">", "markersize": 3.5, "markerfacecolor": "white", "markeredgewidth": 0.7}
+
+
+def _draw_ridge_path(ax: Axes, pca: xr.Dataset, pc_x: Any, pc_y: Any) -> str | None:
+    """ridge_λ from λ = σ² (ridge) to the largest λ of the grid, projected; its legend text (None: not in the store).
+
+    Drawn through every grid point (no smoothing), an open triangle at the largest λ.
+    """
+    if "ridge_path_projection" not in pca:
+        return None
+    path = pca["ridge_path_projection"].sel(pc=[pc_x, pc_y]).transpose("ridge_penalty", "pc").sortby("ridge_penalty")
+    sigma2 = float(pca.attrs.get("noise_variance", path["ridge_penalty"].min()))
+    path = path.where(path["ridge_penalty"] >= sigma2 * (1 - 1e-12), drop=True)
+    if path.sizes["ridge_penalty"] < 2:
+        return None
+    xy = path.values
+    ax.plot(xy[:, 0], xy[:, 1], color=RIDGE_LAMBDA_COLOR, linestyle="--", linewidth=0.9, zorder=6)
+    ax.plot(*xy[-1], color=RIDGE_LAMBDA_COLOR, linestyle="none", zorder=6, **RIDGE_PATH_END)
+    return f"ridge$_\\lambda$, $\\sigma^2$ ≤ $\\lambda$ ≤ {float(path['ridge_penalty'].max()):g}"
 
 
 def figC_pca_pairs(pca: xr.Dataset, colors: Mapping[float, Color], window: int, max_pcs: int) -> Figure:

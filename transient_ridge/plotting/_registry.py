@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from ..provenance import PDF_KEY, PNG_KEY, current_stamp
 from ..seeds import seeds_of, select_seed
 from ._inputs import FigureInputs, FigureSettings, require_vars
+from ._families import fig_predictor_fit
 from ._llc import fig_llc_calibration, fig_llc_over_time, figF_llc_traces
 from ._pca import draw_pca_pair, figC_pca_pairs, figE_token_loadings, pcs
 from ._style import (
@@ -46,6 +47,7 @@ FIGURE_STORES: dict[str, tuple[str, ...]] = {
     "figF_llc_traces": ("llc",),
     "fig_llc_over_time": ("llc", "outputs"),
     "fig_llc_calibration": ("llc_calibration",),
+    "fig_predictor_fit": ("outputs",),
     "fig1": ("outputs", "baselines", "pca"),
     "fig3": ("outputs", "baselines", "llc"),
 }
@@ -94,7 +96,7 @@ def _fig1_pca(inputs: FigureInputs, settings: FigureSettings, colors: Colors) ->
     ax = fig.add_subplot()
     handles = draw_pca_pair(ax, inputs.pca, colors, pc1, pc2, settings.window)
     add_m_legend(fig, ax, colors)
-    add_marker_legend(fig, handles, ncols=4)
+    add_marker_legend(fig, handles, ncols=4 if len(handles) <= 4 else 3)
     return fig
 
 
@@ -200,6 +202,10 @@ def _llc_calibration(inputs: FigureInputs, settings: FigureSettings, colors: Col
     return fig_llc_calibration(inputs.llc_calibration, colors)
 
 
+def _predictor_fit(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
+    return fig_predictor_fit(inputs.outputs, colors, settings.window)
+
+
 def _llc_over_time(inputs: FigureInputs, settings: FigureSettings, colors: Colors) -> Figure:
     assert inputs.llc is not None
     return fig_llc_over_time(inputs.llc, inputs.outputs, colors, settings.window, settings.llc_error)
@@ -217,6 +223,7 @@ _DRAW: dict[str, Callable[[FigureInputs, FigureSettings, Colors], Figure]] = {
     "figF_llc_traces": _figF,
     "fig_llc_over_time": _llc_over_time,
     "fig_llc_calibration": _llc_calibration,
+    "fig_predictor_fit": _predictor_fit,
     "fig1": _fig1,
     "fig3": _fig3,
 }

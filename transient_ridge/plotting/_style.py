@@ -282,6 +282,9 @@ START_LABEL = "start of training"
 DMMSE = {"marker": "D", "markersize": 4.0, "markeredgecolor": "black", "markeredgewidth": 0.4}
 RIDGE = {"marker": "s", "markersize": 5.0, "markeredgecolor": "white", "markeredgewidth": 0.6}
 PROXY_GREY = "0.55"
+# the predictor families (hues outside the M colour map, plasma)
+RIDGE_LAMBDA_COLOR = "#2ca02c"  # ridge_λ: green
+GD_COLOR = "#17a0b0"  # GD-k: teal
 
 
 def proxy(label_style: Mapping[str, Any], *, color: Any = PROXY_GREY, **line: Any) -> Line2D:

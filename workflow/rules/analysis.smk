@@ -8,6 +8,8 @@ rule evaluate:
         baselines=get_baselines_store,
     output:
         directory("results/{exp}/runs/{run}/outputs.zarr"),
+    params:
+        settings=stage_settings("evaluate"),
     log:
         "logs/{exp}/evaluate/{run}.log",
     benchmark:

@@ -18,7 +18,7 @@ from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE
 from transient_ridge.provenance import ProvenanceError, read_provenance
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
-TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig1"]
+TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig_predictor_fit", "fig1"]
 
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -49,7 +49,8 @@ wildcard_constraints:
 # whole experiment block from `snakemake.config`.
 STAGE_SECTIONS = {
     "tasks": ("data", "seeds.tasks", "seeds.probes", "probes"),  # also run_tasks, per run
-    "baselines": ("data", "seeds.tasks", "seeds.probes", "probes"),
+    "baselines": ("data", "seeds.tasks", "seeds.probes", "probes", "families.ridge_penalty"),
+    "evaluate": ("data.noise_variance", "families"),
     "train": TRAINING_SECTIONS,
     "pca": ("pca",),
     "llc_run": LLC_RUN_SECTIONS,

@@ -11,7 +11,11 @@ from transient_ridge.store import open_dataset, write_dataset
 
 def main(experiment: str, block: dict, tasks_path: str, output: str) -> None:
     cfg = ExperimentConfig.from_dict(experiment, block)
-    dataset = build_baselines_dataset(open_dataset(tasks_path), chunk_size=cfg.probes.dmmse_chunk)
+    dataset = build_baselines_dataset(
+        open_dataset(tasks_path),
+        chunk_size=cfg.probes.dmmse_chunk,
+        ridge_penalties=cfg.families.penalties(cfg.data.noise_variance),
+    )
     logging.info("ridge OOD loss per token: %s", dataset["loss_ridge_ood"].values.round(4).tolist())
     write_dataset(dataset, output)
 
