@@ -97,6 +97,29 @@ def test_every_rule_names_an_existing_env_log_and_benchmark():
     assert texts.count("log:") == rules_with_script and texts.count("benchmark:") == rules_with_script
 
 
+def _rule_blocks() -> dict[str, str]:
+    """Each ``rule NAME:`` of workflow/rules/*.smk with its text up to the next rule."""
+    blocks = {}
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        parts = re.split(r"^rule (\w+):\s*$", path.read_text(), flags=re.M)
+        blocks.update(zip(parts[1::2], parts[2::2]))
+    return blocks
+
+
+def test_cluster_profiles_set_resources_of_real_rules_and_the_cpu_profile_asks_for_no_gpu():
+    """A renamed rule must not leave its profile entry behind: sbatch would get --gpus=1 on a CPU cluster."""
+    blocks = _rule_blocks()
+    gpu_rules = {name for name, text in blocks.items() if re.search(r"^\s*gpu=1,", text, flags=re.M)}
+    assert {"train", "llc_run", "llc_calibration_point"} <= gpu_rules
+    for profile in ("slurm", "slurm-cpu"):
+        settings = yaml.safe_load((REPO / "workflow" / "profiles" / profile / "config.yaml").read_text())
+        named = set(settings["set-resources"])
+        assert named <= set(blocks), f"{profile}: set-resources names no rule: {sorted(named - set(blocks))}"
+    cpu = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm-cpu" / "config.yaml").read_text())
+    asking = sorted(rule for rule in gpu_rules if cpu["set-resources"].get(rule, {}).get("gpu") != 0)
+    assert asking == [], f"slurm-cpu: these rules still ask sbatch for a GPU: {asking}"
+
+
 def _write_tiny_config(path, block):
     path.write_text(yaml.safe_dump({"experiments": {"tiny": block}}))
     return str(path)
