@@ -111,12 +111,11 @@ def test_cluster_profiles_set_resources_of_real_rules_and_the_cpu_profile_asks_f
     blocks = _rule_blocks()
     gpu_rules = {name for name, text in blocks.items() if re.search(r"^\s*gpu=1,", text, flags=re.M)}
     assert {"train", "llc_run", "llc_calibration_point"} <= gpu_rules
-    for profile in ("slurm", "slurm-cpu"):
-        settings = yaml.safe_load((REPO / "workflow" / "profiles" / profile / "config.yaml").read_text())
-        named = set(settings["set-resources"])
-        assert named <= set(blocks), f"{profile}: set-resources names no rule: {sorted(named - set(blocks))}"
-    cpu = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm-cpu" / "config.yaml").read_text())
-    asking = sorted(rule for rule in gpu_rules if cpu["set-resources"].get(rule, {}).get("gpu") != 0)
+    resources = {profile: yaml.safe_load((REPO / "workflow" / "profiles" / profile / "config.yaml").read_text())
+                 ["set-resources"] for profile in ("slurm", "slurm-cpu")}
+    for profile, named in resources.items():
+        assert set(named) <= set(blocks), f"{profile}: set-resources names no rule: {sorted(set(named) - set(blocks))}"
+    asking = sorted(rule for rule in gpu_rules if resources["slurm-cpu"].get(rule, {}).get("gpu") != 0)
     assert asking == [], f"slurm-cpu: these rules still ask sbatch for a GPU: {asking}"
 
 
