@@ -131,25 +131,28 @@ def critical_path(jobs: list[Job]) -> list[tuple[Job, str]]:
     From the job that finished last, step back to the job whose end came last before
     (or at) this job's start: a dependency ("after <dep>"), or any other job, whose end
     freed the core it waited for ("waited for a core"). The reason of the first job is
-    "start".
+    "start". The log stamps whole seconds, so short jobs can start and end in the same
+    second as their neighbours: a job already on the chain is never stepped to again.
     """
     by_id = {job.jobid: job for job in jobs}
     job = max(jobs, key=lambda j: (j.end, j.start))
     chain: list[tuple[Job, str]] = []
+    on_chain = {job.jobid}
     while True:
-        earlier = [j for j in jobs if j.end <= job.start and j.jobid != job.jobid]
+        earlier = [j for j in jobs if j.end <= job.start and j.jobid not in on_chain]
         if not earlier:
             chain.append((job, "start"))
             return chain
         deps = [by_id[d] for d in job.deps]
         released = max(earlier, key=lambda j: (j.end, j.jobid in job.deps))
         last_dep = max(deps, key=lambda j: j.end) if deps else None
-        if last_dep is not None and last_dep.end >= released.end:
+        if last_dep is not None and last_dep.end >= released.end and last_dep.jobid not in on_chain:
             chain.append((job, "after its input"))
             job = last_dep
         else:
             chain.append((job, "waited for a core"))
             job = released
+        on_chain.add(job.jobid)
 
 
 def longest_chain(jobs: list[Job]) -> float:

@@ -68,6 +68,18 @@ def test_a_job_that_waited_for_a_core_says_so():
     assert path[-2:] == [(3, "waited for a core"), (5, "after its input")]
 
 
+def test_jobs_that_start_and_end_in_the_same_second_do_not_loop_the_critical_path():
+    # two instant jobs at 0 (the log stamps whole seconds), a reads the first: each "ended" by the other's start
+    instant = _job(0, "run_tasks", 8, outputs=["T8"]) + _job(0, "run_tasks", 9, outputs=["T9"])
+    instant += _done(0, "run_tasks", 8) + _done(0, "run_tasks", 9)
+    log = LOG.replace("Provided cores: 2", "Provided cores: 2\n" + "\n".join(instant))
+    log = log.replace("localrule train:\n    output: A", "localrule train:\n    input: T8\n    output: A")
+    jobs, _ = bench_pipeline.parse_log(log)
+    path = [job.jobid for job, _ in reversed(bench_pipeline.critical_path(jobs))]
+    assert len(path) == len(set(path))
+    assert path[-3:] == [1, 4, 5] and set(path[:-3]) <= {8, 9}
+
+
 def test_an_unfinished_job_is_named():
     with pytest.raises(ValueError, match=r"without a 'Finished' line.*fig1_pca"):
         bench_pipeline.parse_log(LOG.replace("Finished jobid: 4 (Rule: fig1_pca)", ""))
