@@ -106,7 +106,7 @@ def test_the_archive_holds_a_checksummed_manifest_with_provenance_and_no_weights
     assert any(path.startswith(".snakemake/metadata/") for path in paths)
     assert not any(path.endswith(".pt") for path in paths)
     assert manifest["stamps"]["results/tiny/runs/M1/outputs.zarr"]["rule"] == "evaluate"
-    assert manifest["stamps"]["results/tiny/figures/fig1_ood_loss.png"]["rule"] == "fig1_ood_loss"
+    assert manifest["stamps"]["results/tiny/figures/fig1_ood_loss.png"]["rule"] == "figures_runs"
     assert manifest["config"]["data"]["M"] == [1]
 
 
@@ -169,7 +169,7 @@ def test_stores_and_figures_of_the_run_carry_their_rule_and_stage_settings(built
     _, work, _ = built
     figure = read_provenance(work / "results/tiny/figures/fig1_ood_loss.pdf")
     assert figure == read_provenance(work / "results/tiny/figures/fig1_ood_loss.png")
-    assert figure["rule"] == "fig1_ood_loss" and figure["wildcards"] == {"exp": "tiny"}
+    assert figure["rule"] == "figures_runs" and figure["wildcards"] == {"exp": "tiny"}
     assert figure["stage_settings_keys"] == ["M_values", "raw", "smoothing_window"]
     train = read_provenance(work / "results/tiny/runs/M1/predictions.zarr")
     assert train["rule"] == "train" and train["wildcards"] == {"exp": "tiny", "run": "M1"}

@@ -31,6 +31,7 @@ from llc_stores import restatus
 from transient_ridge.llc import choose_epsilon, estimate_status, trace_peak_ratio
 from transient_ridge.plotting._style import format_number
 from transient_ridge.figures import (
+    FIGURE_GROUPS,
     FIGURE_NAMES,
     FIGURE_OPTIONAL_STORES,
     FIGURE_STORES,
@@ -563,6 +564,72 @@ def test_script_runs_under_snakemake_from_zarr(inputs: FigureInputs, tmp_path: P
     text = log_file.read_text()
     assert "wrote" in text and "M=inf" in text
     assert "fontTools" not in text
+
+
+def test_a_group_rule_draws_each_figure_from_its_own_stores_opening_each_store_once(
+    inputs: FigureInputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A figure group (one job): every member's files, each figure given only the stores it
+    reads (fig1_distances takes no baselines), every store read once for the whole group."""
+    import logging
+
+    from transient_ridge import store
+    from transient_ridge.store import write_dataset
+
+    script = load_script()
+    runs = []
+    for M in (1.0, math.inf):
+        path = tmp_path / f"M{format_M(M)}" / "outputs.zarr"
+        write_dataset(inputs.outputs[M].drop_vars("pred_root"), path)
+        runs.append(str(path))
+    write_dataset(inputs.baselines, tmp_path / "baselines.zarr")
+    opened: list[str] = []
+    real_open = store.open_dataset
+
+    def counting_open(path: str) -> object:
+        opened.append(str(path))
+        return real_open(path)
+
+    monkeypatch.setattr(store, "open_dataset", counting_open)
+    given: dict[str, dict] = {}
+    real_main = script.main
+
+    def recording_main(name: str, **kwargs: object) -> None:
+        given[name] = kwargs
+        real_main(name, **kwargs)
+
+    monkeypatch.setattr(script, "main", recording_main)
+    names = ["fig1_ood_loss", "fig1_distances"]
+    smk = FakeNamedList()
+    smk.input = FakeNamedList(outputs=runs, baselines=str(tmp_path / "baselines.zarr"))
+    smk.output = FakeNamedList(**{f"{n}_{ext}": str(tmp_path / f"{n}.{ext}") for n in names for ext in ("pdf", "png")})
+    smk.params = FakeNamedList(figures=names, settings={"smoothing_window": 3, "raw": False})
+    smk.log = FakeNamedList(str(tmp_path / "group.log"))
+    smk.wildcards = FakeNamedList(exp="tiny")
+    smk.config = {"experiments": {"tiny": TINY_BLOCK}}
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        script._from_snakemake(smk)
+    finally:
+        for handler in root.handlers:
+            if handler not in saved[0]:
+                handler.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.captureWarnings(False)
+    for n in names:
+        assert (tmp_path / f"{n}.pdf").exists() and (tmp_path / f"{n}.png").exists(), n
+    assert given["fig1_ood_loss"]["baselines"] is not None and given["fig1_distances"]["baselines"] is None
+    assert sorted(opened) == sorted([*runs, str(tmp_path / "baselines.zarr")])  # each once
+
+
+def test_figure_groups_cover_every_figure_once_and_need_no_store_beyond_their_members() -> None:
+    grouped = [name for names in FIGURE_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(FIGURE_NAMES)
+    assert not any("llc" in FIGURE_STORES[name] or "llc_calibration" in FIGURE_STORES[name]
+                   for name in FIGURE_GROUPS["figures_runs"])
+    assert FIGURE_GROUPS["figures_llc_calibration"] == ("fig_llc_calibration",)
 
 
 # --------------------------------------------------------------------------- LLC health marks

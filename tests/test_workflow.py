@@ -39,8 +39,9 @@ def test_dry_run_schedules_one_training_job_per_M(target, experiment, tmp_path):
     counts = _job_counts(result.stdout)
     assert counts["train"] == runs and counts["evaluate"] == runs and counts["llc_run"] == runs
     assert counts["run_tasks"] == len(spec["data"]["M"])  # one task store per M, shared by its seeds
-    for rule in ("tasks", "baselines", "pca", "llc", "claims", "fig1_pca", "fig3", "figF_llc_traces"):
-        assert counts[rule] == 1, rule
+    for rule in ("tasks", "baselines", "pca", "llc", "claims", "figures_runs", "figures_llc"):
+        assert counts[rule] == 1, rule  # every figure of a group in one job
+    assert not any(rule in counts for rule in ("fig1_pca", "fig3", "figF_llc_traces"))
 
 
 @pytest.mark.parametrize("profile", ["default", "slurm"])

@@ -8,11 +8,13 @@ Pure plotting: opened zarr stores (layout in docs/stores.md) in, a matplotlib
     save_figure(fig, "fig1_ood_loss.pdf", "fig1_ood_loss.png")
 
 ``FIGURE_NAMES`` lists every figure, ``FIGURE_STORES[name]`` the stores it
-needs (``"outputs"`` = every run's outputs.zarr) and
-``FIGURE_OPTIONAL_STORES[name]`` those it uses when given.
+needs (``"outputs"`` = every run's outputs.zarr),
+``FIGURE_OPTIONAL_STORES[name]`` those it uses when given, and
+``FIGURE_GROUPS`` the groups the workflow draws in one job each.
 """
 
 from transient_ridge.plotting import (
+    FIGURE_GROUPS,
     FIGURE_NAMES,
     FIGURE_OPTIONAL_STORES,
     FIGURE_STORES,
@@ -27,6 +29,7 @@ from transient_ridge.plotting import (
 )
 
 __all__ = [
+    "FIGURE_GROUPS",
     "FIGURE_NAMES",
     "FIGURE_OPTIONAL_STORES",
     "FIGURE_STORES",

@@ -11,11 +11,12 @@ modules each hold one part:
 """
 
 from ._inputs import FigureInputs, FigureSettings, MissingStoreError
-from ._registry import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES, draw_figure, save_figure
+from ._registry import FIGURE_GROUPS, FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES, draw_figure, save_figure
 from ..smoothing import smooth
 from ._style import format_M, m_colors
 
 __all__ = [
+    "FIGURE_GROUPS",
     "FIGURE_NAMES",
     "FIGURE_OPTIONAL_STORES",
     "FIGURE_STORES",

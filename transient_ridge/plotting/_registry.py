@@ -32,7 +32,7 @@ from ._style import (
 from ._sweep import MAxis, draw_llc_vs_M, draw_loss_vs_M
 from ._training import draw_distances, draw_ood_loss, figB_id_loss
 
-__all__ = ["FIGURE_NAMES", "FIGURE_OPTIONAL_STORES", "FIGURE_STORES", "draw_figure", "save_figure"]
+__all__ = ["FIGURE_GROUPS", "FIGURE_NAMES", "FIGURE_OPTIONAL_STORES", "FIGURE_STORES", "draw_figure", "save_figure"]
 
 # Which stores each figure reads. "outputs" means every run's outputs.zarr.
 FIGURE_STORES: dict[str, tuple[str, ...]] = {
@@ -56,6 +56,22 @@ FIGURE_OPTIONAL_STORES: dict[str, tuple[str, ...]] = {
     "figF_llc_traces": ("llc_calibration",),
 }
 FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_STORES)
+
+
+def _figure_group(name: str) -> str:
+    stores = FIGURE_STORES[name]
+    if "llc_calibration" in stores:
+        return "figures_llc_calibration"  # only where an experiment has a calibration
+    return "figures_llc" if "llc" in stores else "figures_runs"
+
+
+# The workflow draws figures in groups, one job (one Python start-up, each store opened once)
+# per group: the figures of the runs' stores, those of the LLC, and the calibration's. A group
+# needs the same upstream jobs as its members, so grouping delays no figure.
+FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
+    group: tuple(name for name in FIGURE_NAMES if _figure_group(name) == group)
+    for group in ("figures_runs", "figures_llc", "figures_llc_calibration")
+}
 
 # Variables each store must hold for the figures (checked up front for a clear error).
 _VARIABLES: dict[str, tuple[str, ...]] = {

@@ -14,7 +14,7 @@ from transient_ridge.config import (
     validate_config,
 )
 from transient_ridge.llc import calibration_steps
-from transient_ridge.figures import FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
+from transient_ridge.figures import FIGURE_GROUPS, FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 from transient_ridge.provenance import ProvenanceError, read_provenance
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
@@ -234,8 +234,8 @@ def get_claims_inputs(wildcards):
     return inputs
 
 
-def figure_inputs(name):
-    """An input function giving the named stores figure ``name`` reads."""
+def figure_group_inputs(names):
+    """An input function giving the named stores the figures ``names`` read (required or optional)."""
 
     def inputs(wildcards):
         exp = wildcards.exp
@@ -247,10 +247,30 @@ def figure_inputs(name):
         }
         if has_calibration(exp):
             stores["llc_calibration"] = calibration_store(exp)
-        wanted = FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())
-        return {key: stores[key] for key in wanted if key in stores}
+        wanted = {key for name in names for key in FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())}
+        return {key: stores[key] for key in stores if key in wanted}
 
     return inputs
+
+
+def figure_inputs(name):
+    """An input function giving the named stores figure ``name`` reads."""
+    return figure_group_inputs([name])
+
+
+def figure_group_outputs(names):
+    """The named outputs of a figure group's rule: ``<name>_pdf`` and ``<name>_png`` (a report item) per figure."""
+    outputs = {}
+    for name in names:
+        outputs[f"{name}_pdf"] = figure_file("{exp}", name, "pdf")
+        outputs[f"{name}_png"] = report(
+            figure_file("{exp}", name, "png"),
+            caption=f"../report/{name}.rst",
+            category="{exp}",
+            subcategory="figures",
+            labels=figure_report_labels(name),
+        )
+    return outputs
 
 
 def figure_settings(raw):
@@ -273,7 +293,7 @@ def figure_report_labels(name):
 
     def labels(wildcards, output):
         try:
-            stamp = read_provenance(output.png)
+            stamp = read_provenance(getattr(output, f"{name}_png"))
         except ProvenanceError:  # drawn before figures were stamped: same columns, no values
             stamp = {"git_commit": "not recorded", "git_dirty": False, "rule": name, "created_utc": "-"}
             stamp.update(stage_settings_sha256="-", versions={})

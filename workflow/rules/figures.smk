@@ -1,30 +1,26 @@
-# One rule per figure (rule name = figure name), drawn only from the zarr stores.
-# Time-series figures also get an unsmoothed variant `<name>_raw` under figures/raw/.
+# The figures, drawn only from the zarr stores, in groups (transient_ridge.figures.FIGURE_GROUPS):
+# one job per group, so each group pays one Python start-up and opens each store once. Every
+# figure is still its own target file (asking for one draws its group). A group needs exactly the
+# upstream jobs of its members: the runs' figures, the LLC's and the calibration's.
+# Time-series figures also get an unsmoothed variant `<name>_raw` under figures/raw/, one rule each.
 
-for figure_name in FIGURE_NAMES:
+for group_name, group_figures in FIGURE_GROUPS.items():
 
     rule:
         name:
-            figure_name
+            group_name
         input:
-            unpack(figure_inputs(figure_name)),
+            unpack(figure_group_inputs(group_figures)),
         output:
-            pdf=f"results/{{exp}}/figures/{figure_name}.pdf",
-            png=report(
-                f"results/{{exp}}/figures/{figure_name}.png",
-                caption=f"../report/{figure_name}.rst",
-                category="{exp}",
-                subcategory="figures",
-                labels=figure_report_labels(figure_name),
-            ),
+            **figure_group_outputs(group_figures),
         localrule: True
         params:
-            figure=figure_name,
+            figures=list(group_figures),
             settings=figure_settings(raw=False),
         log:
-            f"logs/{{exp}}/figures/{figure_name}.log",
+            f"logs/{{exp}}/figures/{group_name}.log",
         benchmark:
-            f"results/{{exp}}/benchmarks/figures/{figure_name}.tsv"
+            f"results/{{exp}}/benchmarks/figures/{group_name}.tsv"
         conda:
             "../../envs/pipeline.yaml"
         script:

@@ -1,15 +1,18 @@
-"""Snakemake entry point of the figure rules: open the stores, draw one figure, save it.
+"""Snakemake entry point of the figure rules: open the stores, draw figures, save them.
 
-Expects from the rule:
+A group rule (``transient_ridge.figures.FIGURE_GROUPS``) draws several figures in this one
+process, each store opened once; a `<name>_raw` rule draws one. Expects from the rule:
 
-- ``params.figure``: the figure name (one of ``transient_ridge.figures.FIGURE_NAMES``);
+- ``params.figures`` (a group: its figure names; outputs ``<name>_pdf`` and ``<name>_png``
+  per figure, each figure given only the stores it reads) or ``params.figure`` (one
+  figure of ``transient_ridge.figures.FIGURE_NAMES``; outputs ``pdf`` and ``png``);
 - ``params.settings``: a dict of ``FigureSettings`` fields (``smoothing_window``,
   ``raw``, ``M_values``, ``max_pcs``, ``llc_error``), optional;
 - ``input.outputs``: every run's ``outputs.zarr`` (M is read from each store's
   ``M`` attribute; with a seed axis, every seed's, stacked by their ``seed``
   attribute), and as the figure needs them ``input.baselines``,
   ``input.pca``, ``input.llc``, ``input.llc_calibration`` (one path each);
-- ``output.pdf``, ``output.png``; ``log[0]``;
+- ``log[0]``;
 - the experiment's config block, whose ``seeds.train`` (an int or a list) says
   whether the runs have a seed axis.
 
@@ -25,7 +28,7 @@ from typing import Any
 import xarray as xr
 
 from transient_ridge.config import ExperimentConfig
-from transient_ridge.figures import FigureInputs, draw_figure, save_figure
+from transient_ridge.figures import FIGURE_OPTIONAL_STORES, FIGURE_STORES, FigureInputs, draw_figure, save_figure
 from transient_ridge.provenance import start_job
 from transient_ridge.seeds import runs_by_M
 
@@ -116,22 +119,32 @@ def _from_snakemake(smk: Any) -> None:
     log.setLevel(logging.INFO)
     logging.captureWarnings(True)
     start_job(smk)
-    try:
-        main(
-            smk.params.figure,
-            outputs=smk.input.get("outputs"),
-            baselines=smk.input.get("baselines"),
-            pca=smk.input.get("pca"),
-            llc=smk.input.get("llc"),
-            llc_calibration=smk.input.get("llc_calibration"),
-            settings=smk.params.get("settings"),
-            pdf=smk.output.pdf,
-            png=smk.output.png,
-            seed_axis=_seed_axis(smk),
-        )
-    except Exception:
-        log.exception("figure %s failed", smk.params.get("figure"))
-        raise
+    group = smk.params.get("figures")
+    if group is None:  # a rule of one figure
+        jobs = [(smk.params.figure, smk.output.pdf, smk.output.png)]
+    else:
+        jobs = [(name, getattr(smk.output, f"{name}_pdf"), getattr(smk.output, f"{name}_png")) for name in group]
+    from transient_ridge.store import open_dataset
+
+    opened: dict[str, xr.Dataset] = {}
+
+    def open_once(path: PathLike) -> xr.Dataset:  # a store read by several figures of the group
+        key = os.fspath(path)
+        if key not in opened:
+            opened[key] = open_dataset(path)
+        return opened[key]
+
+    seed_axis = _seed_axis(smk)
+    for name, pdf, png in jobs:
+        reads = FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())
+        stores = {key: smk.input.get(key) if key in reads else None
+                  for key in ("outputs", "baselines", "pca", "llc", "llc_calibration")}
+        try:
+            main(name, **stores, settings=smk.params.get("settings"), pdf=pdf, png=png,
+                 open_dataset=open_once, seed_axis=seed_axis)
+        except Exception:
+            log.exception("figure %s failed", name)
+            raise
 
 
 if "snakemake" in globals():
