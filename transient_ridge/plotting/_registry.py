@@ -62,15 +62,18 @@ def _figure_group(name: str) -> str:
     stores = FIGURE_STORES[name]
     if "llc_calibration" in stores:
         return "figures_llc_calibration"  # only where an experiment has a calibration
-    return "figures_llc" if "llc" in stores else "figures_runs"
+    if "llc" in stores:
+        return "figures_llc"
+    return "figures_pca" if "pca" in stores else "figures_runs"
 
 
 # The workflow draws figures in groups, one job (one Python start-up, each store opened once)
-# per group: the figures of the runs' stores, those of the LLC, and the calibration's. A group
-# needs the same upstream jobs as its members, so grouping delays no figure.
+# per group: the figures of the runs' stores alone, those that need the PCA, the LLC's and the
+# calibration's. A group needs the same upstream jobs as its members, so grouping delays no
+# figure, and groups that do not depend on each other run side by side.
 FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
     group: tuple(name for name in FIGURE_NAMES if _figure_group(name) == group)
-    for group in ("figures_runs", "figures_llc", "figures_llc_calibration")
+    for group in ("figures_runs", "figures_pca", "figures_llc", "figures_llc_calibration")
 }
 
 # Variables each store must hold for the figures (checked up front for a clear error).

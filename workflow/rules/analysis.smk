@@ -10,6 +10,7 @@ rule evaluate:
         directory("results/{exp}/runs/{run}/outputs.zarr"),
     params:
         settings=stage_settings("evaluate"),
+    priority: 2  # a second or two that the figures wait for: done as soon as ready, beside the long jobs
     log:
         "logs/{exp}/evaluate/{run}.log",
     benchmark:
@@ -28,6 +29,7 @@ rule pca:
         directory("results/{exp}/pca.zarr"),
     params:
         settings=stage_settings("pca"),
+    priority: 2  # a second or two that the figures wait for: done as soon as ready, beside the long jobs
     log:
         "logs/{exp}/pca.log",
     benchmark:

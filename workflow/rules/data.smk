@@ -6,6 +6,7 @@ rule tasks:
         directory("results/{exp}/data/tasks.zarr"),
     params:
         settings=stage_settings("tasks"),
+    priority: 2  # a second or two that the figures wait for: done as soon as ready, beside the long jobs
     log:
         "logs/{exp}/tasks.log",
     benchmark:
@@ -44,6 +45,7 @@ rule baselines:
         directory("results/{exp}/baselines.zarr"),
     params:
         settings=stage_settings("baselines"),
+    priority: 2  # a second or two that the figures wait for: done as soon as ready, beside the long jobs
     log:
         "logs/{exp}/baselines.log",
     benchmark:

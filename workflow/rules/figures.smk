@@ -1,7 +1,7 @@
 # The figures, drawn only from the zarr stores, in groups (transient_ridge.figures.FIGURE_GROUPS):
 # one job per group, so each group pays one Python start-up and opens each store once. Every
 # figure is still its own target file (asking for one draws its group). A group needs exactly the
-# upstream jobs of its members: the runs' figures, the LLC's and the calibration's.
+# upstream jobs of its members: the runs' figures, the PCA's, the LLC's and the calibration's.
 # Time-series figures also get an unsmoothed variant `<name>_raw` under figures/raw/, one rule each.
 
 for group_name, group_figures in FIGURE_GROUPS.items():
@@ -14,6 +14,7 @@ for group_name, group_figures in FIGURE_GROUPS.items():
         output:
             **figure_group_outputs(group_figures),
         localrule: True
+        priority: 1  # beside the llc_run jobs, not after them: only the LLC's figures and the claims wait for those
         params:
             figures=list(group_figures),
             settings=figure_settings(raw=False),
