@@ -30,3 +30,8 @@ rule paper:
 
 
 include: "workflow/rules/targets.smk"
+
+
+onstart:
+    # the package's bytecode, once, so that no job compiles it again (PYTHONDONTWRITEBYTECODE)
+    byte_compile_package()

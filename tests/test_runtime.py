@@ -27,3 +27,29 @@ def test_configure_logging_writes_the_log_file(tmp_path):
     logging.basicConfig(force=True)
     logging.captureWarnings(False)
     sys.excepthook = sys.__excepthook__
+
+
+def test_the_package_is_byte_compiled_once_for_every_job_even_where_imports_write_no_bytecode(tmp_path):
+    """With PYTHONDONTWRITEBYTECODE an import writes no .pyc, so every job would compile the package again."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    from transient_ridge.runtime import byte_compile_package
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    for module in ("__init__.py", "a.py", "sub/__init__.py", "sub/b.py"):
+        (package / module).write_text("VALUE = 1\n")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", "import pkg.a, pkg.sub.b"], env=env, check=True)
+    assert not list(package.rglob("*.pyc"))  # the import alone wrote nothing
+    assert byte_compile_package(package)
+    cached = {p.relative_to(package).as_posix() for p in package.rglob("*.pyc")}
+    tag = sys.implementation.cache_tag
+    assert cached == {f"__pycache__/__init__.{tag}.pyc", f"__pycache__/a.{tag}.pyc",
+                      f"sub/__pycache__/__init__.{tag}.pyc", f"sub/__pycache__/b.{tag}.pyc"}
+    assert importlib.util.cache_from_source(str(package / "a.py")) in {str(p) for p in package.rglob("*.pyc")}
+    (package / "c.py").write_text("VALUE = (\n")  # a module that does not compile: reported, not raised
+    assert not byte_compile_package(package)

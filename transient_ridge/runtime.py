@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["configure_logging", "claim_device", "set_threads", "one_line"]
+__all__ = ["configure_logging", "claim_device", "set_threads", "one_line", "byte_compile_package"]
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
@@ -31,6 +31,30 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     """
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text if len(text) <= limit else text[: limit - 1] + '…'}"
+
+
+def byte_compile_package(package_dir: str | Path | None = None) -> bool:
+    """Write the bytecode (``__pycache__/*.pyc``) of every module of the package, where missing or stale.
+
+    Every job is a fresh interpreter that imports the package. Where ``PYTHONDONTWRITEBYTECODE``
+    is set (common in containers, and on the project's CI machines) no import ever writes the
+    bytecode, so each job compiles the package's modules again (about 0.5 s a job on a 2-core
+    CPU); the workflow calls this once before its jobs start. A package folder that cannot be
+    written (an installed, read-only copy) is left as it is.
+
+    Args:
+        package_dir: the folder of the package's sources (default: this package's own).
+
+    Returns:
+        Whether every module's bytecode is now up to date.
+    """
+    import compileall
+
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    try:
+        return bool(compileall.compile_dir(folder, quiet=2, workers=1))
+    except OSError:
+        return False
 
 
 def configure_logging(log_path: str | Path | None, level: int = logging.INFO) -> None:

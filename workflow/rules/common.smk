@@ -16,6 +16,7 @@ from transient_ridge.config import (
 from transient_ridge.llc import calibration_steps
 from transient_ridge.figures import FIGURE_GROUPS, FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
 from transient_ridge.provenance import ProvenanceError, read_provenance
+from transient_ridge.runtime import byte_compile_package
 
 # figures drawn from time series also get an unsmoothed variant under figures/raw/
 TIME_SERIES_FIGURES = ["fig1_ood_loss", "fig1_distances", "figB_id_loss", "fig_predictor_fit", "fig1"]
