@@ -205,4 +205,4 @@ def test_llc_run_waits_for_the_calibration_only_when_epsilon_is_auto(tiny_block,
     # either way the experiment's target builds the calibration store and its figure
     result = _snakemake("-n", "tiny", *common)
     counts = _job_counts(result.stdout)
-    assert counts.get("llc_calibration") == 1 and counts.get("fig_llc_calibration") == 1, result.stdout[-3000:]
+    assert counts.get("llc_calibration") == 1 and counts.get("figures_llc_calibration") == 1, result.stdout[-3000:]
