@@ -177,6 +177,23 @@ def read_benchmark(path: Path) -> float | None:
         return float(next(csv.DictReader(handle, delimiter="\t"))["s"])
 
 
+_RATE = re.compile(r"step (\d+)/\1 .* ([\d.]+) steps/s")
+
+
+def training_rates(workdir: Path) -> dict[str, float]:
+    """Per train log under ``workdir/logs/*/train/``, the steps/s of the whole run (its last progress line).
+
+    The same job's rate moves with the machine's state (another tenant, the host's load), so it
+    tells whether two profiles were measured on a machine in the same state.
+    """
+    rates = {}
+    for path in sorted(workdir.glob("logs/*/train/*.log")):
+        found = _RATE.findall(path.read_text())
+        if found:
+            rates[path.stem] = float(found[-1][1])
+    return rates
+
+
 def profile(workdir: Path, cores: int, log: Path | None = None) -> str:
     """The profile of a finished run in ``workdir`` (module docstring), as printable text."""
     if log is None:
@@ -214,7 +231,12 @@ def profile(workdir: Path, cores: int, log: Path | None = None) -> str:
               f"longest dependency chain: {chain:.0f} s (the wall time on unlimited cores)",
               "floor set by the work: " + ", ".join(
                   f"{n} cores {max(chain, total_scheduled / n):.0f} s" for n in (1, 2, 4, 8)),
-              "", "critical path (first job first):", "",
+              ]
+    rates = training_rates(workdir)
+    if rates:
+        lines.append(f"training steps/s of the runs (the machine's state; compare profiles at like rates): "
+                     f"{min(rates.values()):.0f}–{max(rates.values()):.0f} over {len(rates)} runs")
+    lines += ["", "critical path (first job first):", "",
               "| job | start (s) | end (s) | seconds | started |", "| --- | --- | --- | --- | --- |"]
     for job, why in reversed(critical_path(jobs)):
         lines.append(f"| {job.label} | {job.start:.0f} | {job.end:.0f} | {job.seconds:.0f} | {why} |")

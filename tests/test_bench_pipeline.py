@@ -83,3 +83,16 @@ def test_jobs_that_start_and_end_in_the_same_second_do_not_loop_the_critical_pat
 def test_an_unfinished_job_is_named():
     with pytest.raises(ValueError, match=r"without a 'Finished' line.*fig1_pca"):
         bench_pipeline.parse_log(LOG.replace("Finished jobid: 4 (Rule: fig1_pca)", ""))
+
+
+def test_the_training_rate_of_each_run_is_its_last_progress_line(tmp_path):
+    train = tmp_path / "logs" / "mini" / "train"
+    train.mkdir(parents=True)
+    (train / "M1.log").write_text(
+        "2026-12-03 07:00:00,000 INFO root: mini run M1 on cpu with 1 thread(s)\n"
+        "2026-12-03 07:00:06,000 INFO transient_ridge.train: M=1 step 500/2500 loss 0.3 lr 2e-03 80.0 steps/s ETA 25 s\n"
+        "2026-12-03 07:00:26,000 INFO transient_ridge.train: M=1 step 2500/2500 loss 0.2 lr 4e-05 96.5 steps/s ETA 0 s\n"
+    )
+    (train / "M4.log").write_text("2026-12-03 07:00:06,000 INFO transient_ridge.train: M=4 step 500/2500 loss 0.3 "
+                                  "lr 2e-03 80.0 steps/s ETA 25 s\n")  # killed before its end: no rate of the run
+    assert bench_pipeline.training_rates(tmp_path) == {"M1": 96.5}
