@@ -81,7 +81,7 @@ def test_adding_a_seed_schedules_only_that_seeds_jobs(built):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
     # the new seed's runs, and the stages that read every run; no task data, no other run
-    assert counts == {"train": 3, "evaluate": 3, "llc_run": 3, "pca": 1, "llc": 1, "claims": 1, "fig1": 1, "total": 13}, counts
+    assert counts == {"train": 3, "evaluate": 3, "llc_run": 3, "pca": 1, "llc": 1, "claims": 1, "figures_pca": 1, "total": 13}, counts  # fig1 is drawn by figures_pca
     assert set(re.findall(r"wildcards: exp=tiny, run=(\S+)", result.stdout)) == {"M1/s3", "M4/s3", "Minf/s3"}
 
 
