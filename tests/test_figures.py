@@ -514,6 +514,17 @@ def test_every_caption_renders_without_raw_markup() -> None:
         assert not raw, f"{caption.name}: the rendered caption shows raw {raw}"
 
 
+def test_each_caption_names_only_its_own_figure_among_its_group_rules_outputs() -> None:
+    """A caption's Jinja may read ``snakemake.output.<name>_png`` of its group rule; any other key
+    (``output.png`` of a one-figure rule) fails to render and the report shows raw markup."""
+    import re
+
+    for name in FIGURE_NAMES:
+        caption = (SCRIPT.parents[1] / "report" / f"{name}.rst").read_text(encoding="utf-8")
+        keys = set(re.findall(r"snakemake\.output\.(\w+)", caption))
+        assert keys <= {f"{name}_png"}, (name, keys)
+
+
 class FakeNamedList:
     """What the script uses of snakemake's Namedlist: attributes, ``get`` and indexing."""
 
