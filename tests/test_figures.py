@@ -14,6 +14,7 @@ import importlib.util
 import math
 import struct
 import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -539,27 +540,31 @@ class FakeNamedList:
         return self.__dict__.get(key, default)
 
 
-def test_script_runs_under_snakemake_from_zarr(inputs: FigureInputs, tmp_path: Path) -> None:
-    """The snakemake glue end to end: real zarr stores in, figures and a quiet log out."""
-    import logging
-
+def _fake_job(inputs: FigureInputs, tmp_path: Path, names: list[str]) -> tuple[FakeNamedList, list[str]]:
+    """A figure rule's job as the script sees it: the runs' and baselines' stores written as zarr,
+    outputs ``<name>_pdf``/``<name>_png`` under ``tmp_path``; returns it and the runs' store paths."""
     from transient_ridge.store import write_dataset
 
-    script = load_script()
     runs = []
     for M in (1.0, math.inf):
         path = tmp_path / f"M{format_M(M)}" / "outputs.zarr"
         write_dataset(inputs.outputs[M].drop_vars("pred_root"), path)
         runs.append(str(path))
     write_dataset(inputs.baselines, tmp_path / "baselines.zarr")
-    log_file = tmp_path / "fig.log"
     smk = FakeNamedList()
     smk.input = FakeNamedList(outputs=runs, baselines=str(tmp_path / "baselines.zarr"))
-    smk.output = FakeNamedList(pdf=str(tmp_path / "f.pdf"), png=str(tmp_path / "f.png"))
-    smk.params = FakeNamedList(figure="fig1_ood_loss", settings={"smoothing_window": 3, "raw": False})
-    smk.log = FakeNamedList(str(log_file))
+    smk.output = FakeNamedList(**{f"{n}_{ext}": str(tmp_path / f"{n}.{ext}") for n in names for ext in ("pdf", "png")})
+    smk.params = FakeNamedList(figures=names, settings={"smoothing_window": 3, "raw": False})
+    smk.log = FakeNamedList(str(tmp_path / "fig.log"))
     smk.wildcards = FakeNamedList(exp="tiny")
     smk.config = {"experiments": {"tiny": TINY_BLOCK}}
+    return smk, runs
+
+
+def _run_script(script: types.ModuleType, smk: FakeNamedList) -> None:
+    """Run the script's snakemake entry, then give back the root logger as it was."""
+    import logging
+
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
@@ -571,8 +576,15 @@ def test_script_runs_under_snakemake_from_zarr(inputs: FigureInputs, tmp_path: P
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging.captureWarnings(False)
-    assert (tmp_path / "f.pdf").exists() and (tmp_path / "f.png").exists()
-    text = log_file.read_text()
+
+
+def test_script_runs_under_snakemake_from_zarr(inputs: FigureInputs, tmp_path: Path) -> None:
+    """The snakemake glue end to end: real zarr stores in, figures and a quiet log out."""
+    script = load_script()
+    smk, _ = _fake_job(inputs, tmp_path, ["fig1_ood_loss"])
+    _run_script(script, smk)
+    assert (tmp_path / "fig1_ood_loss.pdf").exists() and (tmp_path / "fig1_ood_loss.png").exists()
+    text = (tmp_path / "fig.log").read_text()
     assert "wrote" in text and "M=inf" in text
     assert "fontTools" not in text
 
@@ -582,18 +594,11 @@ def test_a_group_rule_draws_each_figure_from_its_own_stores_opening_each_store_o
 ) -> None:
     """A figure group (one job): every member's files, each figure given only the stores it
     reads (fig1_distances takes no baselines), every store read once for the whole group."""
-    import logging
-
     from transient_ridge import store
-    from transient_ridge.store import write_dataset
 
     script = load_script()
-    runs = []
-    for M in (1.0, math.inf):
-        path = tmp_path / f"M{format_M(M)}" / "outputs.zarr"
-        write_dataset(inputs.outputs[M].drop_vars("pred_root"), path)
-        runs.append(str(path))
-    write_dataset(inputs.baselines, tmp_path / "baselines.zarr")
+    names = ["fig1_ood_loss", "fig1_distances"]
+    smk, runs = _fake_job(inputs, tmp_path, names)
     opened: list[str] = []
     real_open = store.open_dataset
 
@@ -610,25 +615,7 @@ def test_a_group_rule_draws_each_figure_from_its_own_stores_opening_each_store_o
         real_main(name, **kwargs)
 
     monkeypatch.setattr(script, "main", recording_main)
-    names = ["fig1_ood_loss", "fig1_distances"]
-    smk = FakeNamedList()
-    smk.input = FakeNamedList(outputs=runs, baselines=str(tmp_path / "baselines.zarr"))
-    smk.output = FakeNamedList(**{f"{n}_{ext}": str(tmp_path / f"{n}.{ext}") for n in names for ext in ("pdf", "png")})
-    smk.params = FakeNamedList(figures=names, settings={"smoothing_window": 3, "raw": False})
-    smk.log = FakeNamedList(str(tmp_path / "group.log"))
-    smk.wildcards = FakeNamedList(exp="tiny")
-    smk.config = {"experiments": {"tiny": TINY_BLOCK}}
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    try:
-        script._from_snakemake(smk)
-    finally:
-        for handler in root.handlers:
-            if handler not in saved[0]:
-                handler.close()
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        logging.captureWarnings(False)
+    _run_script(script, smk)
     for n in names:
         assert (tmp_path / f"{n}.pdf").exists() and (tmp_path / f"{n}.png").exists(), n
     assert given["fig1_ood_loss"]["baselines"] is not None and given["fig1_distances"]["baselines"] is None

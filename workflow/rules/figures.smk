@@ -2,7 +2,7 @@
 # one job per group, so each group pays one Python start-up and opens each store once. Every
 # figure is still its own target file (asking for one draws its group). A group needs exactly the
 # upstream jobs of its members: the runs' figures, the PCA's, the LLC's and the calibration's.
-# Time-series figures also get an unsmoothed variant `<name>_raw` under figures/raw/, one rule each.
+# Time-series figures also get an unsmoothed variant `<name>_raw` under figures/raw/, one rule each (a group of one).
 
 for group_name, group_figures in FIGURE_GROUPS.items():
 
@@ -36,11 +36,10 @@ for figure_name in TIME_SERIES_FIGURES:
         input:
             unpack(figure_inputs(figure_name)),
         output:
-            pdf=f"results/{{exp}}/figures/raw/{figure_name}.pdf",
-            png=f"results/{{exp}}/figures/raw/{figure_name}.png",
+            **{f"{figure_name}_{ext}": figure_file("{exp}", figure_name, ext, raw=True) for ext in ("pdf", "png")},
         localrule: True
         params:
-            figure=figure_name,
+            figures=[figure_name],
             settings=figure_settings(raw=True),
         log:
             f"logs/{{exp}}/figures/raw/{figure_name}.log",

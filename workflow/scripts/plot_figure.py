@@ -1,11 +1,11 @@
 """Snakemake entry point of the figure rules: open the stores, draw figures, save them.
 
 A group rule (``transient_ridge.figures.FIGURE_GROUPS``) draws several figures in this one
-process, each store opened once; a `<name>_raw` rule draws one. Expects from the rule:
+process, each store opened once; a `<name>_raw` rule is a group of one. Expects from the rule:
 
-- ``params.figures`` (a group: its figure names; outputs ``<name>_pdf`` and ``<name>_png``
-  per figure, each figure given only the stores it reads) or ``params.figure`` (one
-  figure of ``transient_ridge.figures.FIGURE_NAMES``; outputs ``pdf`` and ``png``);
+- ``params.figures``: the figure names (of ``transient_ridge.figures.FIGURE_NAMES``), and
+  per figure the outputs ``<name>_pdf`` and ``<name>_png``; each figure is given only the
+  stores it reads;
 - ``params.settings``: a dict of ``FigureSettings`` fields (``smoothing_window``,
   ``raw``, ``M_values``, ``max_pcs``, ``llc_error``), optional;
 - ``input.outputs``: every run's ``outputs.zarr`` (M is read from each store's
@@ -20,6 +20,7 @@ The logic is in ``main`` so that it runs (and is tested) without Snakemake.
 """
 
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -119,23 +120,12 @@ def _from_snakemake(smk: Any) -> None:
     log.setLevel(logging.INFO)
     logging.captureWarnings(True)
     start_job(smk)
-    group = smk.params.get("figures")
-    if group is None:  # a rule of one figure
-        jobs = [(smk.params.figure, smk.output.pdf, smk.output.png)]
-    else:
-        jobs = [(name, getattr(smk.output, f"{name}_pdf"), getattr(smk.output, f"{name}_png")) for name in group]
     from transient_ridge.store import open_dataset
 
-    opened: dict[str, xr.Dataset] = {}
-
-    def open_once(path: PathLike) -> xr.Dataset:  # a store read by several figures of the group
-        key = os.fspath(path)
-        if key not in opened:
-            opened[key] = open_dataset(path)
-        return opened[key]
-
+    open_once = functools.cache(open_dataset)  # a store read by several figures of the group is opened once
     seed_axis = _seed_axis(smk)
-    for name, pdf, png in jobs:
+    for name in smk.params.figures:
+        pdf, png = getattr(smk.output, f"{name}_pdf"), getattr(smk.output, f"{name}_png")
         reads = FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())
         stores = {key: smk.input.get(key) if key in reads else None
                   for key in ("outputs", "baselines", "pca", "llc", "llc_calibration")}
