@@ -234,6 +234,7 @@ def check_report(
     *,
     figures: Mapping[str, Sequence[str]] | None = None,
     claims_verdict: str | None = None,
+    claims_columns: Mapping[str, str] | None = None,
     claims_md: str | None = None,
     screenshots: Path | None = None,
     shoot: Sequence[str] = ("fig1",),
@@ -248,6 +249,8 @@ def check_report(
             provenance values); the figures table must list exactly these names.
             None: every listed figure, each needing only an image and a caption.
         claims_verdict: the verdict the claims table must show (None: any line that counts ``k hold, j do not hold, l not testable``).
+        claims_columns: further columns of the claims row and the text each must show (``do not hold``,
+            ``not testable``); None: not compared.
         claims_md: the text the claims download must hold (None: not compared).
         screenshots: a folder for PNGs of the figures table, the claims page and the
             figure pages named in ``shoot`` (``"*"``: every figure).
@@ -327,6 +330,10 @@ def check_report(
                 problems.append(f"claims page: verdict {verdict!r}, expected {claims_verdict!r}")
             elif not re.search(r"\d+ hold, \d+ do not hold, \d+ not testable", verdict):
                 problems.append(f"claims page: the verdict reads {verdict!r}")
+            for column, expected in (claims_columns or {}).items():
+                shown = table["rows"][0][head.index(column)] if column in head else None
+                if shown != expected:
+                    problems.append(f"claims page: column {column!r} reads {shown!r}, expected {expected!r}")
             href = page.js("(() => { const a = document.querySelector('nav table a[iconname=eye]'); return a ? a.href : null; })()")
             if not href or not href.startswith("data:"):
                 problems.append("claims page: no download of claims.md")

@@ -90,6 +90,16 @@ def claims_verdict(work) -> str:
             f"(of {len(checked['claims'])} claims).")
 
 
+def claims_columns(work) -> dict[str, str]:
+    """The claims row's other columns, from claims.json: the claims that do not hold, and those not testable."""
+    checked = json.loads((work / "results" / EXPERIMENT / "claims.json").read_text())
+
+    def named(verdict: str) -> str:
+        return ", ".join(c["name"] for c in checked["claims"] if c["verdict"] == verdict) or "none"
+
+    return {"do not hold": named("does not hold"), "not testable": named("not testable")}
+
+
 def test_the_report_shows_every_figure_with_its_caption_and_provenance_and_the_claims(built, chromium):
     root, report = built
     work = root / "work"
@@ -99,6 +109,7 @@ def test_the_report_shows_every_figure_with_its_caption_and_provenance_and_the_c
         EXPERIMENT,
         figures=expected_pages(work),
         claims_verdict=claims_verdict(work),
+        claims_columns=claims_columns(work),
         claims_md=(work / "results" / EXPERIMENT / "claims.md").read_text(encoding="utf-8"),
         screenshots=shots,
         shoot=SHOOT,
@@ -118,7 +129,11 @@ def test_the_check_fails_when_an_image_or_a_caption_is_gone(built, chromium):
     html = remove_from_report(html, f"results/{EXPERIMENT}/figures/fig3.png", image=True)
     html = remove_from_report(html, f"results/{EXPERIMENT}/figures/figB_id_loss.png", caption=True)
     doctored.write_text(html, encoding="utf-8")
-    problems = check_report(doctored, EXPERIMENT, figures=expected_pages(root / "work"), chromium=chromium)
+    wrong_columns = {**claims_columns(root / "work"), "not testable": "no such claim"}
+    problems = check_report(
+        doctored, EXPERIMENT, figures=expected_pages(root / "work"), claims_columns=wrong_columns, chromium=chromium
+    )
     assert "fig3: the image did not load (naturalWidth 0)" in problems
     assert any(p.startswith("figB_id_loss: no caption") for p in problems)
-    assert all(p.startswith(("fig3:", "figB_id_loss:")) for p in problems), problems
+    assert any(p.startswith("claims page: column 'not testable' reads") for p in problems), problems
+    assert all(p.startswith(("fig3:", "figB_id_loss:", "claims page: column 'not testable'")) for p in problems), problems

@@ -313,10 +313,22 @@ def figure_report_labels(name):
 
 
 def claims_report_labels(wildcards, output):
-    """Report labels of claims.md: the verdict counts in one line and the claims that do not hold, from claims.json."""
+    """Report labels of claims.md, from claims.json: the verdict counts in one line, then the claims that
+    do not hold and those that are not testable, each in its own column (a claim with nothing to compare
+    is not testable: it is never listed with the claims the data contradict)."""
     checked = json.loads(Path(output.json).read_text())  # (a line may not start with `report`: a keyword)
-    others = [f"{claim['name']} ({claim['verdict']})" for claim in checked["claims"] if not claim["holds"]]
-    return {"verdict": checked["summary"], "not holding": ", ".join(others) or "none"}
+
+    def named(verdict):  # with a seed axis a claim carries per-verdict counts: "name (2 of 3 seeds)"
+        names = []
+        for claim in checked["claims"]:
+            counts = claim.get("counts")
+            if counts is None and claim["verdict"] == verdict:
+                names.append(claim["name"])
+            elif counts is not None and counts[verdict]:
+                names.append(f"{claim['name']} ({counts[verdict]} of {sum(counts.values())} seeds)")
+        return ", ".join(names) or "none"
+
+    return {"verdict": checked["summary"], "do not hold": named("does not hold"), "not testable": named("not testable")}
 
 
 # ---- targets ---------------------------------------------------------------------
