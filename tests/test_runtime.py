@@ -9,11 +9,29 @@ import torch
 from transient_ridge.runtime import claim_device, configure_logging
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
-def test_claim_device_falls_back_to_cpu(tmp_path):
+def test_claim_device_falls_back_to_cpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same check on a machine with GPUs
     with claim_device(tmp_path) as device:
         assert device.type == "cpu"
     assert list(tmp_path.iterdir()) == []  # no lock files without GPUs
+
+
+def test_claim_device_gives_jobs_held_at_once_different_gpus(tmp_path, monkeypatch):
+    """Two visible GPUs (faked): two jobs at once get GPUs 0 and 1; once both end, GPU 0 is free again."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"fake GPU {index}")
+    selected = []
+    monkeypatch.setattr(torch.cuda, "set_device", selected.append)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with claim_device(tmp_path) as first, claim_device(tmp_path) as second:
+        assert (first, second) == (torch.device("cuda", 0), torch.device("cuda", 1))
+    with claim_device(tmp_path) as again:
+        assert again == torch.device("cuda", 0)
+    assert selected == [0, 1, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "transient-ridge-gpu-all-0.lock", "transient-ridge-gpu-all-1.lock"
+    ]
 
 
 def test_configure_logging_writes_the_log_file(tmp_path):
