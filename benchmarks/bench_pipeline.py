@@ -21,6 +21,14 @@ The run mode executes `snakemake -c CORES TARGET --directory <fresh temporary fo
 
 The reference for every share is the run's own wall time (Snakemake's log from its
 first to its last line), measured in the same run.
+
+The machine's speed moves between runs (on the project's 2-core VM the same training job
+ran at 74–130 steps/s within an hour), so the run mode also measures the machine itself,
+right before and right after the pipeline: training steps/s of the experiment's own model
+and batch, one thread in each of CORES processes at once, as the pipeline's jobs run
+(``--reference-steps``, 0 to skip; on that VM a lone process ran 15 % faster than two side by
+side). It prints the wall time in those reference steps (wall × mean rate): two runs compare
+by that number when the machine moved between them.
 """
 
 from __future__ import annotations
@@ -243,6 +251,63 @@ def profile(workdir: Path, cores: int, log: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def reference_rate(experiment: str, steps: int, config: Path = REPO / "config.yaml") -> float:
+    """The machine's speed now: training steps/s of ``experiment``'s model at its batch size, one thread.
+
+    The steps are the pipeline's own (fused Adam, batches from the ``(seed, step)`` sampler, the
+    model and batch of ``config``'s experiment); 10 warm-up steps are not counted.
+    """
+    import torch
+    import yaml
+
+    from transient_ridge.config import ExperimentConfig
+    from transient_ridge.data import sample_batch
+    from transient_ridge.train import init_model, train_step
+
+    block = yaml.safe_load(config.read_text())["experiments"][experiment]
+    experiment_cfg = ExperimentConfig.from_dict(experiment, block)
+    cfg = experiment_cfg.for_seed(experiment_cfg.seeds.calibration_seed)  # every seed one int
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = init_model(cfg, float("inf"))
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.training.lr, fused=True)
+        data = cfg.data
+
+        def step(i: int) -> None:
+            x, y = sample_batch(None, seed=cfg.seeds.train, step=i,
+                                batch_size=cfg.training.batch_size, K=data.K, D=data.D,
+                                noise_variance=data.noise_variance)
+            train_step(model, optimizer, x, y)
+
+        for i in range(10):
+            step(i)
+        start = time.perf_counter()
+        for i in range(steps):
+            step(10 + i)
+        return steps / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def machine_reference(experiment: str, steps: int, processes: int, config: Path = REPO / "config.yaml") -> float:
+    """:func:`reference_rate` in ``processes`` processes at once (one per core, as the pipeline's jobs
+    run): their mean steps/s."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        rates = pool.starmap(reference_rate, [(experiment, steps, config)] * processes)
+    return sum(rates) / len(rates)
+
+
+def reference_line(wall: float, before: float, after: float, experiment: str) -> str:
+    """The run's wall time against the machine reference measured before and after it (steps/s)."""
+    mean = (before + after) / 2
+    return (f"machine reference ({experiment}'s training step, one thread per core): {before:.0f} steps/s before, "
+            f"{after:.0f} after; the wall time is {wall * mean:,.0f} reference steps "
+            f"(= {wall:.0f} s x {mean:.0f} steps/s; compare runs by this when the machine moved)")
+
+
 def run_pipeline(target: str, cores: int, workdir: Path) -> float:
     """Run ``snakemake -c cores target`` from this repository in ``workdir``; the wall seconds."""
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
@@ -264,13 +329,23 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
     parser.add_argument("--profile", type=Path, help="profile the finished run in this folder; run nothing")
     parser.add_argument("--log", type=Path, help="the Snakemake log to read (default: the newest in the folder)")
+    parser.add_argument("--reference-steps", type=int, default=500,
+                        help="training steps of the machine reference before and after the run (0: none)")
     args = parser.parse_args()
     if args.profile is not None:
         print(profile(args.profile, args.cores, args.log))
         return
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    def reference() -> float | None:
+        return machine_reference(args.experiment, args.reference_steps, args.cores) if args.reference_steps else None
+
+    before = reference()
     total = run_pipeline(args.target, args.cores, workdir)
-    print(f"snakemake -c {args.cores} {args.target}: {total:.0f} s wall in total (measured around the command)\n")
+    after = reference()
+    print(f"snakemake -c {args.cores} {args.target}: {total:.0f} s wall in total (measured around the command)")
+    if before is not None and after is not None:
+        print(reference_line(total, before, after, args.experiment))
+    print()
     print(profile(workdir, args.cores))
     claims = workdir / "results" / args.experiment / "claims.md"
     if claims.exists():

@@ -96,3 +96,18 @@ def test_the_training_rate_of_each_run_is_its_last_progress_line(tmp_path):
     (train / "M4.log").write_text("2026-12-03 07:00:06,000 INFO transient_ridge.train: M=4 step 500/2500 loss 0.3 "
                                   "lr 2e-03 80.0 steps/s ETA 25 s\n")  # killed before its end: no rate of the run
     assert bench_pipeline.training_rates(tmp_path) == {"M1": 96.5}
+
+
+def test_the_machine_reference_trains_the_experiments_own_model_and_leaves_the_threads_as_they_were(tmp_path, tiny_block):
+    """A rate from a few real steps of the tiny experiment's model (no time asserted), and its report line."""
+    import torch
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"experiments": {"tiny": tiny_block}}))
+    threads = torch.get_num_threads()
+    rate = bench_pipeline.reference_rate("tiny", 5, config=config)
+    assert rate > 0 and torch.get_num_threads() == threads
+    assert bench_pipeline.machine_reference("tiny", 5, 2, config=config) > 0  # two processes at once
+    line = bench_pipeline.reference_line(200.0, 90.0, 110.0, "mini")
+    assert "90 steps/s before, 110 after" in line and "20,000 reference steps" in line
