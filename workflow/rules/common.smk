@@ -259,6 +259,13 @@ def figure_inputs(name):
     return figure_group_inputs([name])
 
 
+def figure_group_priority(names):
+    """1 for a group that draws from the LLC store (it waits on the last llc_run and the claims' chain runs
+    through it), 0 for the others: they run when no llc_run is waiting, so they fill the core that
+    the chain last llc_run -> llc -> figures_llc -> claims leaves idle at the end of a run."""
+    return 1 if any("llc" in FIGURE_STORES[name] for name in names) else 0
+
+
 def figure_group_outputs(names):
     """The named outputs of a figure group's rule: ``<name>_pdf`` and ``<name>_png`` (a report item) per figure."""
     outputs = {}

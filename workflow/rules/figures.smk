@@ -14,7 +14,7 @@ for group_name, group_figures in FIGURE_GROUPS.items():
         output:
             **figure_group_outputs(group_figures),
         localrule: True
-        priority: 1  # beside the llc_run jobs, not after them: only the LLC's figures and the claims wait for those
+        priority: figure_group_priority(group_figures)  # the LLC's figures 1, the others 0: see common.smk
         params:
             figures=list(group_figures),
             settings=figure_settings(raw=False),
