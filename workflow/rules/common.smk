@@ -303,7 +303,7 @@ def figure_report_labels(name):
         try:
             stamp = read_provenance(getattr(output, f"{name}_png"))
         except ProvenanceError:  # drawn before figures were stamped: same columns, no values
-            stamp = {"git_commit": "not recorded", "git_dirty": False, "rule": name, "created_utc": "-"}
+            stamp = {"git_commit": "not recorded", "git_dirty": False, "rule": "not recorded", "created_utc": "-"}
             stamp.update(stage_settings_sha256="-", versions={})
         dirty = " (dirty)" if stamp["git_dirty"] is True else ""
         commit = f"{stamp['git_commit'][:12]}{dirty}"
