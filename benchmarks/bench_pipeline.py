@@ -262,7 +262,7 @@ def reference_rate(experiment: str, steps: int, config: Path = REPO / "config.ya
 
     from transient_ridge.config import ExperimentConfig
     from transient_ridge.data import sample_batch
-    from transient_ridge.train import init_model, train_step
+    from transient_ridge.train import init_model, new_optimizer, train_step
 
     block = yaml.safe_load(config.read_text())["experiments"][experiment]
     experiment_cfg = ExperimentConfig.from_dict(experiment, block)
@@ -271,7 +271,7 @@ def reference_rate(experiment: str, steps: int, config: Path = REPO / "config.ya
     torch.set_num_threads(1)
     try:
         model = init_model(cfg, float("inf"))
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.training.lr, fused=True)
+        optimizer = new_optimizer(model, cfg)
         data = cfg.data
 
         def step(i: int) -> None:
@@ -336,14 +336,12 @@ def main() -> None:
         print(profile(args.profile, args.cores, args.log))
         return
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    def reference() -> float | None:
-        return machine_reference(args.experiment, args.reference_steps, args.cores) if args.reference_steps else None
-
-    before = reference()
+    measure = args.reference_steps > 0
+    before = machine_reference(args.experiment, args.reference_steps, args.cores) if measure else None
     total = run_pipeline(args.target, args.cores, workdir)
-    after = reference()
+    after = machine_reference(args.experiment, args.reference_steps, args.cores) if measure else None
     print(f"snakemake -c {args.cores} {args.target}: {total:.0f} s wall in total (measured around the command)")
-    if before is not None and after is not None:
+    if measure:
         print(reference_line(total, before, after, args.experiment))
     print()
     print(profile(workdir, args.cores))

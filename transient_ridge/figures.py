@@ -9,7 +9,7 @@ Pure plotting: opened zarr stores (layout in docs/stores.md) in, a matplotlib
 
 ``FIGURE_NAMES`` lists every figure, ``FIGURE_STORES[name]`` the stores it
 needs (``"outputs"`` = every run's outputs.zarr),
-``FIGURE_OPTIONAL_STORES[name]`` those it uses when given, and
+``FIGURE_OPTIONAL_STORES[name]`` those it uses when given (``figure_reads(name)``: both), and
 ``FIGURE_GROUPS`` the groups the workflow draws in one job each.
 """
 
@@ -22,6 +22,7 @@ from transient_ridge.plotting import (
     FigureSettings,
     MissingStoreError,
     draw_figure,
+    figure_reads,
     format_M,
     m_colors,
     save_figure,
@@ -37,6 +38,7 @@ __all__ = [
     "FigureSettings",
     "MissingStoreError",
     "draw_figure",
+    "figure_reads",
     "format_M",
     "m_colors",
     "save_figure",

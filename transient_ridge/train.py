@@ -42,6 +42,7 @@ __all__ = [
     "ProbeInputs",
     "model_config_for",
     "init_model",
+    "new_optimizer",
     "predict",
     "train_step",
     "train_run",
@@ -284,10 +285,9 @@ class _RunPlan:
         )
 
 
-def _new_optimizer(model: torch.nn.Module, cfg: ExperimentConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Adam with the experiment's settings, fused (one kernel for all parameters: on the CPU about 8 % of a
-    mini training step, on CUDA more; benchmarks/bench_training.py)."""
-    del device  # the fused kernel exists for CPU and CUDA tensors alike
+def new_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """Adam with the experiment's settings, fused (one kernel for all parameters, on CPU and CUDA tensors
+    alike: on the CPU about 8 % of a mini training step, on CUDA more; benchmarks/bench_training.py)."""
     train_cfg = cfg.training
     return torch.optim.Adam(
         model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay, fused=True
@@ -296,7 +296,7 @@ def _new_optimizer(model: torch.nn.Module, cfg: ExperimentConfig, device: torch.
 
 def _fresh_start(plan: _RunPlan, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
     model = init_model(plan.cfg, plan.M).to(device)
-    return model, _new_optimizer(model, plan.cfg, device), 0
+    return model, new_optimizer(model, plan.cfg), 0
 
 
 def _resume(

@@ -11,7 +11,9 @@ modules each hold one part:
 """
 
 from ._inputs import FigureInputs, FigureSettings, MissingStoreError
-from ._registry import FIGURE_GROUPS, FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES, draw_figure, save_figure
+from ._registry import (
+    FIGURE_GROUPS, FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES, draw_figure, figure_reads, save_figure
+)
 from ..smoothing import smooth
 from ._style import format_M, m_colors
 
@@ -24,6 +26,7 @@ __all__ = [
     "FigureSettings",
     "MissingStoreError",
     "draw_figure",
+    "figure_reads",
     "format_M",
     "m_colors",
     "save_figure",

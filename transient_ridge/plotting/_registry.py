@@ -32,7 +32,9 @@ from ._style import (
 from ._sweep import MAxis, draw_llc_vs_M, draw_loss_vs_M
 from ._training import draw_distances, draw_ood_loss, figB_id_loss
 
-__all__ = ["FIGURE_GROUPS", "FIGURE_NAMES", "FIGURE_OPTIONAL_STORES", "FIGURE_STORES", "draw_figure", "save_figure"]
+__all__ = [
+    "FIGURE_GROUPS", "FIGURE_NAMES", "FIGURE_OPTIONAL_STORES", "FIGURE_STORES", "draw_figure", "figure_reads", "save_figure"
+]
 
 # Which stores each figure reads. "outputs" means every run's outputs.zarr.
 FIGURE_STORES: dict[str, tuple[str, ...]] = {
@@ -56,6 +58,11 @@ FIGURE_OPTIONAL_STORES: dict[str, tuple[str, ...]] = {
     "figF_llc_traces": ("llc_calibration",),
 }
 FIGURE_NAMES: tuple[str, ...] = tuple(FIGURE_STORES)
+
+
+def figure_reads(name: str) -> tuple[str, ...]:
+    """Every store figure ``name`` reads: the ones it needs, then those it uses when given."""
+    return FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())
 
 
 def _figure_group(name: str) -> str:
@@ -275,7 +282,7 @@ def draw_figure(
     settings = FigureSettings.coerce(settings)
     for store in FIGURE_STORES[name]:
         inputs.require(name, store)
-    for store in FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ()):
+    for store in figure_reads(name):
         if store == "outputs":
             for ds in inputs.outputs.values():
                 require_vars(ds, name, store, _VARIABLES[store])

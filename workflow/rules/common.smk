@@ -14,7 +14,7 @@ from transient_ridge.config import (
     validate_config,
 )
 from transient_ridge.llc import calibration_steps
-from transient_ridge.figures import FIGURE_GROUPS, FIGURE_NAMES, FIGURE_OPTIONAL_STORES, FIGURE_STORES
+from transient_ridge.figures import FIGURE_GROUPS, FIGURE_NAMES, FIGURE_STORES, figure_reads
 from transient_ridge.provenance import ProvenanceError, read_provenance
 from transient_ridge.runtime import byte_compile_package
 
@@ -248,7 +248,7 @@ def figure_group_inputs(names):
         }
         if has_calibration(exp):
             stores["llc_calibration"] = calibration_store(exp)
-        wanted = {key for name in names for key in FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())}
+        wanted = {key for name in names for key in figure_reads(name)}
         return {key: stores[key] for key in stores if key in wanted}
 
     return inputs

@@ -29,7 +29,7 @@ from typing import Any
 import xarray as xr
 
 from transient_ridge.config import ExperimentConfig
-from transient_ridge.figures import FIGURE_OPTIONAL_STORES, FIGURE_STORES, FigureInputs, draw_figure, save_figure
+from transient_ridge.figures import FigureInputs, draw_figure, figure_reads, save_figure
 from transient_ridge.provenance import start_job
 from transient_ridge.seeds import runs_by_M
 
@@ -126,7 +126,7 @@ def _from_snakemake(smk: Any) -> None:
     seed_axis = _seed_axis(smk)
     for name in smk.params.figures:
         pdf, png = getattr(smk.output, f"{name}_pdf"), getattr(smk.output, f"{name}_png")
-        reads = FIGURE_STORES[name] + FIGURE_OPTIONAL_STORES.get(name, ())
+        reads = figure_reads(name)
         stores = {key: smk.input.get(key) if key in reads else None
                   for key in ("outputs", "baselines", "pca", "llc", "llc_calibration")}
         try:
