@@ -83,14 +83,16 @@ def test_nonfinite_init_loss_recorded_as_failed(tmp_path, tasks, caplog):
 def test_one_calibration_fit_raising_is_isolated(tmp_path, tasks, monkeypatch, caplog):
     cfg = auto_config()
     write_checkpoints(cfg, tmp_path / "M4")
-    real_fit = SGLDLearningCoefficient.fit
+    from transient_ridge.llc import _record
 
-    def fit_or_raise(self, *args, **kwargs):
-        if self.epsilon == 1e-3 and self.seed == cfg.seeds.sgld + int(cfg.training.steps):
+    real_fit = _record.fit_together
+
+    def fit_or_raise(estimators, *args, **kwargs):
+        if any(e.epsilon == 1e-3 and e.seed == cfg.seeds.sgld + int(cfg.training.steps) for e in estimators):
             raise RuntimeError("simulated out-of-memory in one fit")
-        return real_fit(self, *args, **kwargs)
+        return real_fit(estimators, *args, **kwargs)
 
-    monkeypatch.setattr(SGLDLearningCoefficient, "fit", fit_or_raise)
+    monkeypatch.setattr(_record, "fit_together", fit_or_raise)
     with caplog.at_level("ERROR"):
         ds = build_calibration_dataset(cfg, {4.0: tmp_path / "M4"}, tasks)
     at = ds.sel(M=4.0, gamma=100.0)
@@ -116,10 +118,12 @@ def test_every_epsilon_failing_is_not_refit(tmp_path, tasks, monkeypatch):
     assert "every epsilon" in calibration.attrs["choice_reason"]
     write_dataset(calibration, tmp_path / "llc_calibration.zarr")
 
-    def no_fit(self, *args, **kwargs):
+    from transient_ridge.llc import _record
+
+    def no_fit(*args, **kwargs):
         raise AssertionError("llc_run refitted an estimate the calibration already saw fail")
 
-    monkeypatch.setattr(SGLDLearningCoefficient, "fit", no_fit)
+    monkeypatch.setattr(_record, "fit_together", no_fit)
     # through the rule's script, as Snakemake runs it: the NaN choice reaches llc_run
     import importlib.util
     from pathlib import Path

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transient_ridge.llc import SGLDLearningCoefficient, chain_seeds, estimate_llc
+from transient_ridge.llc import SGLDLearningCoefficient, chain_seeds, estimate_llc, fit_together
 from transient_ridge.model import InContextRegressionTransformer, ModelConfig
 
 DTYPE = torch.float64
@@ -321,6 +321,40 @@ def test_a_chain_does_not_depend_on_how_many_chains_run():
     np.testing.assert_allclose(five.loss_trace_[:3], three.loss_trace_, rtol=1e-12)
     assert chain_seeds(7, 5)[:3] == chain_seeds(7, 3)
     assert len(set(chain_seeds(7, 5))) == 5
+
+
+def test_estimates_fitted_together_equal_each_fitted_alone():
+    """Stacking checkpoints' chains into one computation changes nothing but the speed."""
+    models = []
+    for scale in (1.0, 0.7, 1.3):  # three "checkpoints" of one architecture
+        model, (x, y), _ = tiny_transformer()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(scale)
+        models.append(model)
+    settings = [{**SMALL, "seed": 7}, {**SMALL, "seed": 8, "num_chains": 2}, {**SMALL, "seed": 9}]
+    together = fit_together([SGLDLearningCoefficient(**s) for s in settings], models, F.mse_loss, (x, y), y)
+    for est, s, model in zip(together, settings, models):
+        alone = SGLDLearningCoefficient(**s).fit(model, F.mse_loss, (x, y), y)
+        np.testing.assert_allclose(est.loss_trace_, alone.loss_trace_, rtol=1e-10)
+        np.testing.assert_allclose(est.llc_per_chain_, alone.llc_per_chain_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(est.mala_acceptance_, alone.mala_acceptance_, rtol=1e-8)
+        assert est.init_loss_ == pytest.approx(alone.init_loss_, rel=1e-12)
+        np.testing.assert_array_equal(est.failed_chains_, alone.failed_chains_)
+    assert len({est.llc_mean_ for est in together}) == 3  # each around its own checkpoint
+
+
+def test_estimates_fitted_together_must_share_the_chain_settings():
+    model, (x, y), _ = tiny_transformer()
+    with pytest.raises(ValueError, match="epsilon"):
+        fit_together([SGLDLearningCoefficient(**SMALL), SGLDLearningCoefficient(**{**SMALL, "epsilon": 2e-3})],
+                     [model, copy.deepcopy(model)], F.mse_loss, (x, y), y)
+    with pytest.raises(ValueError, match="one model per estimator"):
+        fit_together([SGLDLearningCoefficient(**SMALL)], [model, model], F.mse_loss, (x, y), y)
+    other = InContextRegressionTransformer(ModelConfig(D=2, K=4, n_layer=1, d_model=8, n_head=2, d_mlp=8)).to(DTYPE)
+    with pytest.raises(ValueError, match="same trainable parameters"):
+        fit_together([SGLDLearningCoefficient(**SMALL), SGLDLearningCoefficient(**SMALL)], [model, other],
+                     F.mse_loss, (x, y), y)
 
 
 def test_model_is_left_untouched():

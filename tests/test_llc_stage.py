@@ -205,14 +205,22 @@ def test_failed_estimate_is_stored_as_nan_with_health_fields(trained, monkeypatc
 
     cfg, tasks, runs = trained
     first = int(llc_steps(cfg)[0])
-    real = stage.fit_checkpoint
+    real = stage.fit_checkpoints
 
-    def diverge_at_first(model, data, settings, *, seed, epsilon, **kwargs):
-        if seed == cfg.seeds.sgld + first:
-            epsilon = 1e9  # every chain blows up
-        return real(model, data, settings, seed=seed, epsilon=epsilon, **kwargs)
+    def diverge_at_first(models, data, settings, *, seeds, epsilon, labels, **kwargs):
+        """The first checkpoint fitted alone at an ε where every chain blows up; the others together, as usual."""
+        records = {}
+        rest = [i for i, seed in enumerate(seeds) if seed != cfg.seeds.sgld + first]
+        if len(rest) < len(seeds):
+            i = seeds.index(cfg.seeds.sgld + first)
+            records[i] = real([models[i]], data, settings, seeds=[seeds[i]], epsilon=1e9, labels=[labels[i]], **kwargs)[0]
+        if rest:
+            fitted = real([models[i] for i in rest], data, settings, seeds=[seeds[i] for i in rest], epsilon=epsilon,
+                          labels=[labels[i] for i in rest], **kwargs)
+            records.update(zip(rest, fitted))
+        return [records[i] for i in range(len(seeds))]
 
-    monkeypatch.setattr(stage, "fit_checkpoint", diverge_at_first)
+    monkeypatch.setattr(stage, "fit_checkpoints", diverge_at_first)
     with caplog.at_level("WARNING", logger="transient_ridge.llc"):
         ds = stage.build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
     assert np.isnan(float(ds["llc_mean"].sel(step=first)))
@@ -228,16 +236,17 @@ def test_spiked_estimate_is_logged_as_a_warning(trained, monkeypatch, caplog):
     from transient_ridge.llc import _record
 
     cfg, tasks, runs = trained
-    real = _record.SGLDLearningCoefficient.fit
+    real = _record.fit_together
     first = cfg.seeds.sgld + int(llc_steps(cfg)[0])
 
-    def spike_at_first(self, *args, **kwargs):
-        fitted = real(self, *args, **kwargs)
-        if self.seed == first:
-            fitted.loss_trace_[0, 3] = 25 * fitted.init_loss_  # 25x the start loss at the first step only
+    def spike_at_first(estimators, *args, **kwargs):
+        fitted = real(estimators, *args, **kwargs)
+        for estimate in fitted:
+            if estimate.seed == first:
+                estimate.loss_trace_[0, 3] = 25 * estimate.init_loss_  # 25x the start loss at the first step only
         return fitted
 
-    monkeypatch.setattr(_record.SGLDLearningCoefficient, "fit", spike_at_first)
+    monkeypatch.setattr(_record, "fit_together", spike_at_first)
     with caplog.at_level("WARNING", logger="transient_ridge.llc"):
         ds = build_run_llc_dataset(cfg, 4.0, runs[4.0], tasks)
     spiked = [r for r in caplog.records if r.levelname == "WARNING" and "peaked" in r.getMessage()]

@@ -49,9 +49,9 @@ from ._trend import SHAPE_TOLERANCE, TOO_FEW, curve_shape, llc_over_training_rep
 # calibration rule's choice do not, and importing torch costs ~2 s per job. These
 # names are imported on first use (PEP 562).
 _TORCH_BACKED = {
-    "LLCRecord": "._record", "fit_checkpoint": "._record", "mse": "._record",
+    "LLCRecord": "._record", "fit_checkpoint": "._record", "fit_checkpoints": "._record", "mse": "._record",
     "SGLDLearningCoefficient": "._sgld", "chain_seeds": "._sgld", "estimate_llc": "._sgld",
-    "mala_log_acceptance": "._sgld",
+    "fit_together": "._sgld", "mala_log_acceptance": "._sgld",
     "build_calibration_dataset": "._stage", "build_calibration_point": "._stage", "build_run_llc_dataset": "._stage",
     "checkpoint_losses": "._stage", "llc_data": "._stage", "records_variables": "._stage",
 }
@@ -72,9 +72,9 @@ __all__ = [
     "FAILED", "HALF_BATCHES", "HALF_Z_MAX", "NO_ESTIMATE", "NOT_CONVERGED", "RHAT_MAX", "SOUND", "SPIKE_RATIO",
     "STATUSES", "UNRELIABLE", "estimate_status", "half_drift_z", "split_rhat", "trace_peak_ratio",
     "Estimate", "Estimates", "estimate_at", "final_estimate", "read_estimates",
-    "LLCRecord", "fit_checkpoint", "mse",
+    "LLCRecord", "fit_checkpoint", "fit_checkpoints", "mse",
     "calibration_report", "llc_health_report", "t_crit_report",
-    "SGLDLearningCoefficient", "chain_seeds", "estimate_llc", "mala_log_acceptance",
+    "SGLDLearningCoefficient", "chain_seeds", "estimate_llc", "fit_together", "mala_log_acceptance",
     "LLC_RUN_SECTIONS", "build_calibration_dataset", "build_calibration_point", "build_run_llc_dataset",
     "calibration_settings", "combine_calibration_points",
     "calibration_steps", "checkpoint_losses", "gather_llc_datasets", "llc_data", "llc_steps", "records_variables",

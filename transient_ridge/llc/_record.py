@@ -22,9 +22,9 @@ import xarray as xr
 
 from ..config import AUTO, LLCConfig
 from ._diagnostics import FAILED, SPIKE_RATIO, STATUSES, estimate_status, half_drift_z, split_rhat, trace_peak_ratio
-from ._sgld import SGLDLearningCoefficient
+from ._sgld import SGLDLearningCoefficient, fit_together
 
-__all__ = ["LLCRecord", "fit_checkpoint", "mse"]
+__all__ = ["LLCRecord", "fit_checkpoint", "fit_checkpoints", "mse"]
 
 log = logging.getLogger(__name__)
 
@@ -174,26 +174,68 @@ def fit_checkpoint(
         ``failed`` and the reason in ``error``; so does one that raises (logged with its
         traceback). Status and warnings are logged.
     """
+    return fit_checkpoints([model], data, settings, seeds=[seed], epsilon=epsilon, gamma=gamma, labels=[label])[0]
+
+
+def fit_checkpoints(
+    models: list[torch.nn.Module],
+    data: tuple[torch.Tensor, torch.Tensor],
+    settings: LLCConfig,
+    *,
+    seeds: list[int],
+    epsilon: float,
+    gamma: float | None = None,
+    labels: list[str] | None = None,
+) -> list[LLCRecord]:
+    """:func:`fit_checkpoint` of several checkpoints on the same data, their chains run as one computation.
+
+    The estimates are those of fitting each checkpoint alone (same seeds, same chains, up to
+    float rounding: :func:`~._sgld.fit_together`); stacking them only makes the step's matrix
+    products larger. If the joint fit raises, each checkpoint is fitted alone, so one bad
+    checkpoint is recorded as failed without taking the others with it.
+
+    Args:
+        models: the checkpoints' models (one architecture).
+        seeds: the SGLD seed of each estimate.
+        labels: who each estimate is for, for the log.
+
+    Returns:
+        One :class:`LLCRecord` per model, in order.
+    """
     if epsilon == AUTO or not isinstance(epsilon, (int, float)):
         raise ValueError(f"epsilon={epsilon!r}: pass the calibrated epsilon (the llc_calibration store's chosen_epsilon)")
+    if len(seeds) != len(models):
+        raise ValueError(f"need one seed per model, got {len(seeds)} seeds for {len(models)} models")
+    labels = list(labels) if labels is not None else [""] * len(models)
     g = settings.gamma if gamma is None else float(gamma)
     num_burnin, num_draws = settings.chain_length(float(epsilon), g)
-    estimator = SGLDLearningCoefficient(
-        epsilon=float(epsilon), gamma=g, nbeta=settings.nbeta, num_chains=settings.num_chains,
-        num_burnin=num_burnin, num_draws=num_draws, steps_between_draws=settings.steps_between_draws,
-        batch_size=settings.batch_size, seed=seed, num_samples=settings.num_samples, raise_on_failure=False,
-    )
+
+    def estimator(seed: int) -> SGLDLearningCoefficient:
+        return SGLDLearningCoefficient(
+            epsilon=float(epsilon), gamma=g, nbeta=settings.nbeta, num_chains=settings.num_chains,
+            num_burnin=num_burnin, num_draws=num_draws, steps_between_draws=settings.steps_between_draws,
+            batch_size=settings.batch_size, seed=seed, num_samples=settings.num_samples, raise_on_failure=False,
+        )
+
     x, y = data
+    records: list[LLCRecord] = []
     try:
-        record = LLCRecord.from_estimator(estimator.fit(model, mse, (x, y), y))
+        records = [LLCRecord.from_estimator(est)
+                   for est in fit_together([estimator(s) for s in seeds], models, mse, (x, y), y)]
     except Exception as error:  # noqa: BLE001 - one bad fit is a finding, stored as failed; the stage goes on
-        log.exception("%s: the LLC fit raised; recorded as failed", label or "LLC")
-        record = LLCRecord.failed(
+        if len(models) > 1:
+            log.warning("%d LLC fits together raised (%s: %s); fitting each alone", len(models),
+                        type(error).__name__, error)
+            return [fit_checkpoint(model, data, settings, seed=seed, epsilon=epsilon, gamma=gamma, label=label)
+                    for model, seed, label in zip(models, seeds, labels)]
+        log.exception("%s: the LLC fit raised; recorded as failed", labels[0] or "LLC")
+        records = [LLCRecord.failed(
             epsilon=float(epsilon), gamma=g, nbeta=settings.nbeta, num_chains=settings.num_chains,
             num_burnin=num_burnin, num_draws=num_draws, error=f"{type(error).__name__}: {error}",
-        )
-    _log_record(label, record, settings.num_chains)
-    return record
+        )]
+    for label, record in zip(labels, records):
+        _log_record(label, record, settings.num_chains)
+    return records
 
 
 def _log_record(label: str, record: LLCRecord, num_chains: int) -> None:

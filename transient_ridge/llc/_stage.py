@@ -24,7 +24,7 @@ from ..data import sample_sequences, task_set
 from ..predictors import ridge_predict
 from ..store import provenance_attrs
 from ._diagnostics import FAILED, HALF_Z_MAX, RHAT_MAX, SPIKE_RATIO, STATUS_FLAGS, status_code
-from ._record import LLCRecord, fit_checkpoint
+from ._record import LLCRecord, fit_checkpoint, fit_checkpoints
 from ._steps import calibration_settings, calibration_steps, llc_steps
 
 __all__ = [
@@ -42,6 +42,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The most SGLD chains of one run's checkpoints run as one stacked computation in llc_run
+# (mini: 3 checkpoints x 4 chains; 1.1-1.2x per estimate on a CPU against one at a time).
+# A cap, because memory grows with the stack (a paper run has 20 checkpoints x 8 chains).
+MAX_STACKED_CHAINS = 16
 
 def llc_data(cfg: ExperimentConfig, M: float, tasks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` fresh sequences from ``q_M``: ``x (n, K, D)``, ``y (n, K)`` float32 tensors."""
@@ -170,8 +175,10 @@ def build_run_llc_dataset(
             f"experiment {cfg.name}: llc.epsilon is 'auto'; pass the epsilon chosen by the llc_calibration rule"
         )
     label = f"M={format_task_count(M)}"
-    records, losses, reused = [], [], []
-    for step in steps:
+    records: list[LLCRecord | None] = []
+    losses, reused = [], []
+    to_fit: list[tuple[int, int, torch.nn.Module]] = []  # (index in steps, step, model) of the fits to run
+    for i, step in enumerate(steps):
         model, _ = load_checkpoint(checkpoint_path(checkpoints_dir, int(step)), device=device)
         losses.append(checkpoint_losses(model, data, cfg.data.noise_variance))
         known = None if calibration is None else reusable_calibration_record(calibration, cfg, M, int(step), used)
@@ -188,9 +195,18 @@ def build_run_llc_dataset(
             ))
             log.warning("%s step %d: %s", label, step, records[-1].error)
             continue
-        records.append(fit_checkpoint(
-            model, data, settings, seed=cfg.seeds.sgld + int(step), epsilon=used, label=f"{label} step {int(step)}"
-        ))
+        records.append(None)
+        to_fit.append((i, int(step), model))
+    # The run's fits share ε and data: their chains run together, up to MAX_STACKED_CHAINS at a time.
+    per_group = max(1, MAX_STACKED_CHAINS // settings.num_chains)
+    for lo in range(0, len(to_fit), per_group):
+        group = to_fit[lo : lo + per_group]
+        fitted = fit_checkpoints(
+            [model for _, _, model in group], data, settings, epsilon=used,
+            seeds=[cfg.seeds.sgld + step for _, step, _ in group], labels=[f"{label} step {step}" for _, step, _ in group],
+        )
+        for (i, _, _), record in zip(group, fitted):
+            records[i] = record
     variables = records_variables(np.array(records, dtype=object), ("step",), settings.num_chains)
     for name in losses[0]:
         variables[name] = ("step", np.array([row[name] for row in losses]),
