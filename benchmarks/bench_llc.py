@@ -9,7 +9,7 @@ same model, data, ``ℓ_n(w*)`` and every SGLD setting explicitly (devinterp's
 
 The model is the ``mini`` transformer,
 ``InContextRegressionTransformer(ModelConfig(D=2, K=8, n_layer=4, d_model=32,
-n_head=2, d_mlp=128))``, briefly trained so that ``w*`` is near a minimum.
+n_head=2, d_mlp=64))``, briefly trained so that ``w*`` is near a minimum.
 
 Usage::
 
@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transient_ridge.llc import SGLDLearningCoefficient, chain_seeds
 from transient_ridge.model import InContextRegressionTransformer, ModelConfig
 
-MINI = ModelConfig(D=2, K=8, n_layer=4, d_model=32, n_head=2, d_mlp=128)
+MINI = ModelConfig(D=2, K=8, n_layer=4, d_model=32, n_head=2, d_mlp=64)
 
 
 def make_data(n: int, seed: int, noise_variance: float = 0.125) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,7 @@ from transient_ridge.data import draw_task_sequence, sample_batch
 from transient_ridge.model import InContextRegressionTransformer, ModelConfig, count_parameters
 
 SHAPES = {
-    "mini": (ModelConfig(D=2, K=8, n_layer=4, d_model=32, n_head=2, d_mlp=128), 40),  # config.yaml's mini
+    "mini": (ModelConfig(D=2, K=8, n_layer=4, d_model=32, n_head=2, d_mlp=64), 40),  # config.yaml's mini
     "transient": (ModelConfig(D=2, K=8, n_layer=4, d_model=64, n_head=4, d_mlp=256), 32),
     "paper": (ModelConfig(D=8, K=16, n_layer=2, d_model=512, n_head=4, d_mlp=256), 256),
 }
