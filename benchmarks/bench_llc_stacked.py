@@ -42,8 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.disable(logging.WARNING)  # the fits log every estimate; the table below is the output
     torch.set_num_threads(args.threads)
+    package_log = logging.getLogger("transient_ridge")
+    level = package_log.level
+    package_log.setLevel(logging.WARNING)  # the fits log every estimate; the table below is the output
+    try:
+        return compare(args)
+    finally:
+        package_log.setLevel(level)  # called in-process (the tests), the caller's logging is left as it was
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Time a run's fits one after another and stacked; 0 when their estimates agree, else 1."""
 
     experiment = ExperimentConfig.from_dict(args.experiment, load_yaml(args.config)["experiments"][args.experiment])
     seed = experiment.seeds.calibration_seed  # the first train seed's runs (None without a seed axis)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from pathlib import Path
 
@@ -74,6 +75,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found():
+    """A test that silences logging for the tests after it fails, and the silence is undone.
+
+    ``logging.disable`` and the package logger's level are process-wide: a benchmark or script
+    called in-process that quiets them and does not restore them empties every later test's log.
+    """
+    package_log = logging.getLogger("transient_ridge")
+    disabled, level = logging.root.manager.disable, package_log.level
+    yield
+    leaked = (logging.root.manager.disable, package_log.level) != (disabled, level)
+    logging.disable(disabled)
+    package_log.setLevel(level)
+    if leaked:
+        pytest.fail("the test left logging disabled or the 'transient_ridge' logger's level changed")
 
 
 def running_in_ci() -> bool:

@@ -1,5 +1,6 @@
 """benchmarks/bench_llc_stacked.py on a tiny finished run: it times both ways and checks the estimates agree."""
 
+import logging
 import sys
 
 import pytest
@@ -37,7 +38,10 @@ def args(root):
 
 
 def test_stacked_and_one_after_another_agree(finished, capsys):
+    package_log = logging.getLogger("transient_ridge")
+    level = package_log.level
     assert bench_llc_stacked.main(args(finished)) == 0
+    assert package_log.level == level and not logging.root.manager.disable  # quiet only while it ran
     out = capsys.readouterr().out
     assert "(the same)" in out and "stacked / one after another:" in out and "2 checkpoints [10, 40]" in out
 
