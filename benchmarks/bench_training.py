@@ -9,8 +9,8 @@ Each variant runs the same (fused, as in the pipeline) Adam steps on batches fro
 the printed ratio is of model-steps/s against the first variant (eager, 1
 thread), measured in the same process. ``--ensemble E`` adds E models trained as
 one computation (parameters stacked with ``torch.func.stack_module_state``, the
-forward pass vmapped, one Adam over the stacked tensors: Adam is elementwise, so
-this is E independent runs, each on its own batch); ``--bf16`` adds bfloat16
+forward pass vmapped, or run by the package's ``stacked_forward``; one Adam over the
+stacked tensors: Adam is elementwise, so this is E independent runs, each on its own batch); ``--bf16`` adds bfloat16
 autocast (float32 master weights). ``--evaluation`` times one checkpoint's
 evaluation on the experiment's probe sets (see bench_pipeline.py for the whole
 pipeline).
@@ -19,13 +19,14 @@ pipeline).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from transient_ridge.data import draw_task_sequence, sample_batch
-from transient_ridge.model import InContextRegressionTransformer, ModelConfig, count_parameters
+from transient_ridge.model import InContextRegressionTransformer, ModelConfig, count_parameters, stacked_forward
 
 SHAPES = {
     "mini": (ModelConfig(D=2, K=8, n_layer=4, d_model=32, n_head=2, d_mlp=64), 40),  # config.yaml's mini
@@ -70,8 +71,10 @@ def member_tasks(members, D, device, num_tasks=16):
             for m in range(members)]
 
 
-def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup=10):
-    """Model-steps/s of ``members`` models trained as one vmapped computation."""
+def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup=10, stacked=False):
+    """Model-steps/s of ``members`` models trained as one computation: the forward pass vmapped
+    over ``functional_call``, or with ``stacked`` the package's ``stacked_forward`` (every linear
+    map one batched matmul over the members, the fused attention kernel kept)."""
     from torch.func import functional_call, stack_module_state
 
     torch.manual_seed(0)
@@ -84,7 +87,15 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
     def member_forward(p, b, x, y):
         return functional_call(base, (p, b), (x, y))
 
-    forward = torch.vmap(member_forward)
+    if stacked:
+        def forward(p, b, x, y):
+            return stacked_forward(config, p, x, y)
+        kernels = contextlib.nullcontext()
+    else:
+        forward = torch.vmap(member_forward)
+        # the fused CPU attention kernels have no vmap batching rule (a slow per-member
+        # fallback); the math backend is made of batchable ops, as in transient_ridge.llc
+        kernels = sdpa_kernel([SDPBackend.MATH])
 
     def step(i):
         batches = [sample_batch(t, seed=m, step=i, batch_size=batch_size, K=config.K, D=config.D,
@@ -97,9 +108,7 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
         loss.backward()
         optimizer.step()
 
-    # the fused CPU attention kernels have no vmap batching rule (a slow per-member
-    # fallback); the math backend is made of batchable ops, as in transient_ridge.llc
-    with sdpa_kernel([SDPBackend.MATH]):
+    with kernels:
         for i in range(warmup):
             step(i)
         if device.type == "cuda":
@@ -135,7 +144,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--ensemble", type=int, default=0, metavar="E", help="also time E models as one vmapped computation")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="E", help="also time E models as one vmapped and as one stacked computation")
     parser.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast")
     parser.add_argument("--evaluation", action="store_true", help="also time one checkpoint's evaluation")
     parser.add_argument("--max-threads", type=int, default=2, help="skip variants that use more threads")
@@ -160,6 +169,9 @@ def main() -> None:
         for threads in (1, 2):
             runs.append((f"ensemble of {args.ensemble}, {threads} thread(s)", threads,
                          lambda: ensemble_steps_per_second(config, batch, device, args.steps // 2, args.ensemble)))
+            runs.append((f"stacked ensemble of {args.ensemble}, {threads} thread(s)", threads,
+                         lambda: ensemble_steps_per_second(config, batch, device, args.steps // 2, args.ensemble,
+                                                           stacked=True)))
     reference = None
     for label, threads, measure in runs:
         if threads > args.max_threads:
