@@ -80,18 +80,19 @@ def ensemble_steps_per_second(config, batch_size, device, steps, members, warmup
     torch.manual_seed(0)
     models = [InContextRegressionTransformer(config).to(device) for _ in range(members)]
     params, buffers = stack_module_state(models)
-    base = InContextRegressionTransformer(config).to("meta")
     optimizer = torch.optim.Adam(list(params.values()), lr=1e-3, fused=True)
     tasks = member_tasks(members, config.D, device)
-
-    def member_forward(p, b, x, y):
-        return functional_call(base, (p, b), (x, y))
 
     if stacked:
         def forward(p, b, x, y):
             return stacked_forward(config, p, x, y)
         kernels = contextlib.nullcontext()
     else:
+        base = InContextRegressionTransformer(config).to("meta")
+
+        def member_forward(p, b, x, y):
+            return functional_call(base, (p, b), (x, y))
+
         forward = torch.vmap(member_forward)
         # the fused CPU attention kernels have no vmap batching rule (a slow per-member
         # fallback); the math backend is made of batchable ops, as in transient_ridge.llc
