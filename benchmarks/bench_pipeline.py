@@ -185,11 +185,14 @@ def read_benchmark(path: Path) -> float | None:
         return float(next(csv.DictReader(handle, delimiter="\t"))["s"])
 
 
-_RATE = re.compile(r"step (\d+)/\1 .* ([\d.]+) steps/s")
+_RATE = re.compile(r"step (\d+)/\1 .* ([\d.]+) steps/s(?: ETA \S+ s \(in a group of (\d+)\))?")
 
 
 def training_rates(workdir: Path) -> dict[str, float]:
     """Per train log under ``workdir/logs/*/train/``, the steps/s of the whole run (its last progress line).
+
+    A job that trains a group of runs as one computation (``training.group_size``) counts model
+    steps: the group's steps/s times its size, so a rate measures the machine, not the grouping.
 
     The same job's rate moves with the machine's state (another tenant, the host's load), so it
     tells whether two profiles were measured on a machine in the same state.
@@ -198,7 +201,8 @@ def training_rates(workdir: Path) -> dict[str, float]:
     for path in sorted(workdir.glob("logs/*/train/*.log")):
         found = _RATE.findall(path.read_text())
         if found:
-            rates[path.stem] = float(found[-1][1])
+            _, rate, group = found[-1]
+            rates[path.stem] = float(rate) * int(group or 1)
     return rates
 
 

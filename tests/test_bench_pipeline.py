@@ -95,7 +95,15 @@ def test_the_training_rate_of_each_run_is_its_last_progress_line(tmp_path):
     )
     (train / "M4.log").write_text("2026-12-03 07:00:06,000 INFO transient_ridge.train: M=4 step 500/2500 loss 0.3 "
                                   "lr 2e-03 80.0 steps/s ETA 25 s\n")  # killed before its end: no rate of the run
-    assert bench_pipeline.training_rates(tmp_path) == {"M1": 96.5}
+    (train / "Minf.log").write_text(  # a group's leader: the group's steps/s, times its size in model steps
+        "2026-12-03 07:00:26,000 INFO transient_ridge.train_group: M=inf step 2500/2500 loss 0.2 lr 4e-05 "
+        "50.0 steps/s ETA 0 s (in a group of 2)\n"
+        "2026-12-03 07:00:26,000 INFO transient_ridge.train_group: M=1 step 2500/2500 loss 0.2 lr 4e-05 "
+        "50.0 steps/s ETA 0 s (in a group of 2)\n"
+    )
+    (train / "M64.log").write_text("2026-12-03 07:00:27,000 INFO root: M64: trained by the train job of M4 "
+                                   "(its group's leader); outputs published\n")
+    assert bench_pipeline.training_rates(tmp_path) == {"M1": 96.5, "Minf": 100.0}
 
 
 def test_the_machine_reference_trains_the_experiments_own_model_and_leaves_the_threads_as_they_were(tmp_path, tiny_block):

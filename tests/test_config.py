@@ -53,6 +53,8 @@ _DELETE = object()
         (("data", "D"), "eight", "experiments.x.data.D", "integer"),
         (("training", "lr"), 0, "experiments.x.training.lr", "> 0"),
         (("training", "schedule", "kind"), "cosine", "experiments.x.training.schedule.kind", "one_cycle"),
+        (("training", "group_size"), 0, "experiments.x.training.group_size", ">= 1"),
+        (("training", "group_size"), 65, "experiments.x.training.group_size", "<= 64"),
         (("llc", "num_chains"), 2, "experiments.x.llc.num_chains", ">= 4"),
         (("llc", "burnin_time"), 0, "experiments.x.llc.burnin_time", "> 0"),
         (("llc", "gamma"), 0, "experiments.x.llc.gamma", "> 0"),
@@ -221,3 +223,35 @@ def test_the_calibration_seed_is_the_first_train_seed_or_none_without_a_seed_axi
     block["seeds"]["train"] = [7, 1]
     block["seeds"]["init"] = [2, 3]
     assert ExperimentConfig.from_dict("tiny", block).seeds.calibration_seed == 7
+
+
+@pytest.mark.parametrize(
+    "M, train_seeds, group_size, expected",
+    [
+        # mini's grid: the calibration run (M = inf) first, in the smaller of two groups of at most 3
+        ([1, 4, 16, 64, "inf"], 1, 3, [["Minf", "M1"], ["M4", "M16", "M64"]]),
+        ([1, 4, 16, 64, "inf"], 1, 1, [["Minf"], ["M1"], ["M4"], ["M16"], ["M64"]]),
+        ([1, 4, 16, 64, "inf"], 1, 5, [["Minf", "M1", "M4", "M16", "M64"]]),
+        ([1, 4, 16, 64, "inf"], 1, 64, [["Minf", "M1", "M4", "M16", "M64"]]),
+        ([1, 4, 16, 64, "inf"], 1, 2, [["Minf"], ["M1", "M4"], ["M16", "M64"]]),
+        # a seed axis: the calibration run is the first train seed's
+        ([4, "inf"], [1, 7, 9], 4, [["Minf/s1", "M4/s1", "M4/s7"], ["M4/s9", "Minf/s7", "Minf/s9"]]),
+    ],
+)
+def test_train_groups_are_even_smallest_first_and_lead_with_the_calibration_runs(
+    tiny_block, M, train_seeds, group_size, expected
+):
+    tiny_block["data"]["M"] = M
+    tiny_block["seeds"]["train"] = train_seeds
+    if isinstance(train_seeds, list):
+        tiny_block["seeds"]["init"] = [2 + s for s in train_seeds]
+    tiny_block["training"]["group_size"] = group_size
+    tiny_block["llc"]["calibration"]["M"] = ["inf"]
+    cfg = ExperimentConfig.from_dict("x", tiny_block)
+    groups = cfg.train_groups()
+    assert groups == expected
+    assert sorted(run for group in groups for run in group) == sorted(cfg.run_labels())
+    for group in groups:
+        assert all(cfg.train_group_of(run) == group for run in group)
+    with pytest.raises(ConfigError, match="not one of its runs"):
+        cfg.train_group_of("M3")

@@ -341,6 +341,7 @@ class TrainingConfig:
     log_every: int = 500
     resume_every: int = 1000
     precision: str = "fp32"  # fp32 | tf32 | bf16: see transient_ridge.precision
+    group_size: int = 1  # runs one train job trains as one batched computation (transient_ridge.train_group)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -691,6 +692,33 @@ class ExperimentConfig:
                 "seeds runs live at runs/M{M}/s{seed}/, with one seed at runs/M{M}/)"
             )
         return M, seed
+
+    def train_groups(self) -> list[list[str]]:
+        """The runs each ``train`` job trains, as run labels: groups of at most ``training.group_size``.
+
+        The runs are split into as few groups as that allows, as even in size as possible, the
+        smaller groups first. The runs the LLC calibration measures come first, so they train in
+        the smallest group, which finishes first: the calibration (which every ``llc_run`` waits
+        for) starts while the other groups still train. The rest follow in :meth:`run_labels`
+        order. The first run of a group is its leader: its job trains the whole group; every other
+        run's job publishes what the leader staged for it.
+        """
+        labels = self.run_labels()
+        first = []
+        if self.llc.calibration is not None:
+            seed = self.seeds.calibration_seed
+            first = [run_label(M, seed) for M in self.llc.calibration.M if run_label(M, seed) in labels]
+        ordered = first + [label for label in labels if label not in first]
+        count = -(-len(ordered) // self.training.group_size)  # ceil: the fewest groups of at most group_size
+        base, larger = divmod(len(ordered), count)
+        sizes = [base] * (count - larger) + [base + 1] * larger
+        starts = [sum(sizes[:i]) for i in range(count)]
+        return [ordered[start : start + size] for start, size in zip(starts, sizes)]
+
+    def train_group_of(self, label: str) -> list[str]:
+        """The group (leader first) that run ``label`` trains in; ``[label]`` with ``group_size`` 1."""
+        self.parse_run(label)
+        return next(group for group in self.train_groups() if label in group)
 
     def to_json(self) -> str:
         """The experiment's raw config block as JSON (stored in every output's attrs)."""

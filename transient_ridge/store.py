@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import uuid
 import warnings
@@ -23,6 +22,7 @@ import xarray as xr
 
 from . import __version__
 from .provenance import current_stamp
+from .run_files import replace_directory
 from .runtime import one_line
 
 __all__ = ["ZARR_FORMAT", "StoreError", "write_dataset", "open_dataset", "provenance_attrs", "replace_directory"]
@@ -60,14 +60,6 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
             value = json.loads(json.dumps(value, default=str))
         clean[key] = value
     return clean
-
-
-def replace_directory(source: str | Path, target: str | Path) -> None:
-    """Move ``source`` to ``target``, replacing ``target`` if it exists (rename within one filesystem)."""
-    target = Path(target)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(source, target)
 
 
 def write_dataset(dataset: xr.Dataset, path: str | Path) -> None:

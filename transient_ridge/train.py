@@ -5,8 +5,12 @@ Layout of a run directory ``runs/M{M}/`` (``runs/M{M}/s{seed}/`` in an experimen
     .resume/state.pt          latest full state (model, optimizer, step); never a declared output
     .resume/checkpoints/      weights at the kept checkpoint steps, written as training goes
     .resume/predictions/      raw probe-set predictions, one file per resume interval
-    checkpoints/              (declared output) the weights, moved here when training ends
+    .resume/predictions.zarr  the predictions store and ``complete.json``, staged when training ends
+    checkpoints/              (declared output) the weights, moved here from .resume/ at the end
     predictions.zarr          (declared output) raw predictions at every checkpoint step
+
+(:mod:`transient_ridge.run_files`). A group of runs can train as one batched computation in one
+job (:mod:`transient_ridge.train_group`); each member still has its own directory and state.
 
 Snakemake deletes declared outputs before rerunning a job, so everything a
 resumed job needs lives in ``.resume/``; the declared outputs appear only
@@ -33,8 +37,9 @@ from .config import TRAINING_SECTIONS, ExperimentConfig, format_task_count
 from .data import sample_batch, task_set
 from .model import InContextRegressionTransformer, ModelConfig
 from .precision import training_precision
+from .run_files import RunFiles, mark_staged, publish_staged_run
 from .schedule import checkpoint_steps, learning_rate, weight_steps
-from .store import provenance_attrs, replace_directory, write_dataset
+from .store import provenance_attrs, write_dataset
 
 __all__ = [
     "TRAINING_SECTIONS",
@@ -238,29 +243,6 @@ def train_run(
 
 
 @dataclass(frozen=True)
-class _RunFiles:
-    """Where a run keeps its resume state (``.resume/``) and its declared outputs."""
-
-    run_dir: Path
-
-    @property
-    def resume_dir(self) -> Path:
-        return self.run_dir / ".resume"
-
-    @property
-    def state(self) -> Path:
-        return self.resume_dir / "state.pt"
-
-    @property
-    def staged_checkpoints(self) -> Path:
-        return self.resume_dir / "checkpoints"
-
-    @property
-    def staged_predictions(self) -> Path:
-        return self.resume_dir / "predictions"
-
-
-@dataclass(frozen=True)
 class _RunPlan:
     """What one run does: its settings, the steps it records and the steps whose weights it keeps."""
 
@@ -300,7 +282,7 @@ def _fresh_start(plan: _RunPlan, device: torch.device) -> tuple[torch.nn.Module,
 
 
 def _resume(
-    plan: _RunPlan, files: _RunFiles, device: torch.device
+    plan: _RunPlan, files: RunFiles, device: torch.device
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
     """The model, optimizer and step to continue from, and a clean ``.resume/`` to continue in.
 
@@ -347,7 +329,7 @@ class _Recorder:
     def __init__(
         self,
         plan: _RunPlan,
-        files: _RunFiles,
+        files: RunFiles,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         probes: ProbeInputs,
@@ -368,6 +350,10 @@ class _Recorder:
     def record(self, step: int) -> None:
         """Predict every probe set at ``step``, and stage the weights when ``step`` keeps them."""
         self.records[step] = _predict_probes(self.model, self.probe_tensors, self.plan.cfg.evaluation.batch_size)
+        self.stage_weights(step)
+
+    def stage_weights(self, step: int) -> None:
+        """Write the model's weights to ``.resume/checkpoints/`` when ``step`` is one that keeps them."""
         path = checkpoint_path(self.files.staged_checkpoints, step)
         if step in self.plan.keep_weights and not path.exists():
             save_checkpoint(
@@ -394,18 +380,26 @@ class _Recorder:
         )
 
     def finish(self) -> None:
-        """Write ``predictions.zarr``, move the weights to ``checkpoints/`` and drop ``.resume/``."""
+        """Stage the outputs (:meth:`stage_outputs`), then move them into place and drop ``.resume/``."""
+        self.stage_outputs()
+        plan = self.plan
+        if not publish_staged_run(
+            self.files.run_dir, fingerprint=plan.fingerprint, M=plan.M, step=plan.cfg.training.steps, label=plan.label
+        ):
+            raise RuntimeError(f"{plan.label}: outputs staged in {self.files.resume_dir} could not be published")
+
+    def stage_outputs(self) -> None:
+        """Write ``.resume/predictions.zarr`` from the flushed predictions, then ``.resume/complete.json``."""
         plan, files = self.plan, self.files
         total = plan.cfg.training.steps
         arrays = _load_predictions(files.staged_predictions, total)
-        missing = sorted(plan.record_steps - set(arrays["step"].tolist()))
+        missing = sorted(plan.record_steps - set(arrays.get("step", np.array([], dtype=int)).tolist()))
         if missing:
             raise RuntimeError(
                 f"{plan.label}: predictions missing at steps {missing[:5]}…; delete {files.resume_dir} and rerun"
             )
-        write_dataset(_predictions_dataset(arrays, plan.cfg, plan.M), files.run_dir / "predictions.zarr")
-        replace_directory(files.staged_checkpoints, files.run_dir / "checkpoints")
-        shutil.rmtree(files.resume_dir)
+        write_dataset(_predictions_dataset(arrays, plan.cfg, plan.M), files.staged_store)
+        mark_staged(files, fingerprint=plan.fingerprint, M=plan.M, step=total)
         log.info(
             "%s: done, %d checkpoints recorded, %d with weights", plan.label, len(plan.record_steps), len(plan.keep_weights)
         )
@@ -497,7 +491,7 @@ def _train_run(
 ) -> None:
     """The body of :func:`train_run`: resume (or start), train, and write the outputs when complete."""
     plan = _RunPlan.of(cfg, M)
-    files = _RunFiles(Path(run_dir))
+    files = RunFiles(Path(run_dir))
     model, optimizer, step = _resume(plan, files, device)
     recorder = _Recorder(plan, files, model, optimizer, probes, device)
     if step == 0:

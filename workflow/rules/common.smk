@@ -172,6 +172,20 @@ def get_run_tasks_store(wildcards):
     return run_tasks_store(wildcards.exp, format_task_count(M))
 
 
+def get_train_inputs(wildcards):
+    """A train job's inputs: its run's tasks store; for a group's leader (training.group_size > 1) every other
+    member's too (``group_tasks``, in group order: its job trains them all); for another member, the leader's
+    checkpoints (``leader``: its job only publishes what the leader trained and staged for it)."""
+    cfg = EXPERIMENTS[wildcards.exp]
+    group = cfg.train_group_of(wildcards.run)
+    inputs = {"tasks": get_run_tasks_store(wildcards)}
+    if len(group) > 1 and wildcards.run == group[0]:
+        inputs["group_tasks"] = [run_tasks_store(wildcards.exp, format_task_count(cfg.parse_run(run)[0])) for run in group[1:]]
+    elif len(group) > 1:
+        inputs["leader"] = f"{run_dir(wildcards.exp, group[0])}/checkpoints"
+    return inputs
+
+
 def get_baselines_store(wildcards):
     return baselines_store(wildcards.exp)
 

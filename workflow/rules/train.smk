@@ -1,11 +1,13 @@
 # One training job per run: per M, and per train seed when seeds.train is a list
 # (`run` is M16, or M16/s3). Resume state lives in runs/{run}/.resume/ (not a declared
-# output), so `--rerun-incomplete` continues a killed job.
+# output), so `--rerun-incomplete` continues a killed job. With training.group_size > 1
+# a group's first run (its leader) trains the whole group in one batched computation;
+# the other members' jobs wait for it and publish what it staged for them.
 
 
 rule train:
     input:
-        tasks=get_run_tasks_store,
+        unpack(get_train_inputs),
     output:
         checkpoints=directory("results/{exp}/runs/{run}/checkpoints"),
         predictions=directory("results/{exp}/runs/{run}/predictions.zarr"),
