@@ -161,6 +161,43 @@ def test_sigkill_during_train_calibration_llc_and_a_figure_then_unlock_gives_the
     assert leftovers == []
 
 
+def test_sigkill_during_a_training_group_then_unlock_resumes_every_member_exactly(tmp_path):
+    """training.group_size 2: M = 4 (the calibration run) leads the group [M4, Minf]. Killed while the
+    leader's job trains both, the rerun resumes both members from their own states and ends as an
+    unkilled grouped build, weight for weight."""
+    block = _block()
+    block["training"]["group_size"] = 2
+    config = tmp_path / "grouped.yaml"
+    config.write_text(yaml.safe_dump({"experiments": {"tiny": block}}))
+    targets = [f"results/tiny/runs/{run}/predictions.zarr" for run in ("M4", "Minf")]
+    reference = tmp_path / "reference"
+    result = _run("-c", "2", *targets, workdir=reference, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    work = tmp_path / "killed"
+    runs = work / "results" / "tiny" / "runs"
+    _kill_when(lambda: _resume_step(runs / "Minf") >= KILL_AFTER_STEP, targets, work, config, "train M=4 with M=inf")
+    assert not any((runs / run / name).exists() for run in ("M4", "Minf") for name in ("predictions.zarr", "checkpoints"))
+    _unlock(work, config)
+    result = _run("-c", "2", "--rerun-incomplete", *targets, workdir=work, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (work / "logs/tiny/train/M4.log").read_text()
+    for label in ("M=4", "M=inf"):
+        resumed = re.search(rf"{label}: resuming from step (\d+)", log)
+        assert resumed and int(resumed.group(1)) >= KILL_AFTER_STEP, label
+    assert "trained by the train job of M4" in (work / "logs/tiny/train/Minf.log").read_text()
+    for run in ("M4", "Minf"):
+        done, killed = reference / "results/tiny/runs" / run, runs / run
+        assert sorted(list_checkpoints(done / "checkpoints")) == sorted(list_checkpoints(killed / "checkpoints"))
+        for step, path in list_checkpoints(done / "checkpoints").items():
+            expected = load_checkpoint(path)[0].state_dict()
+            for name, value in load_checkpoint(list_checkpoints(killed / "checkpoints")[step])[0].state_dict().items():
+                assert torch.equal(value, expected[name]), (run, step, name)
+        for name in ("pred_root", "pred_ood", "pred_id"):
+            assert (open_dataset(done / "predictions.zarr")[name].values == open_dataset(killed / "predictions.zarr")[name].values).all()
+        assert not (killed / ".resume").exists()
+
+
 # ---- damaged inputs read by the next rule ------------------------------------------------
 
 
