@@ -124,6 +124,35 @@ def test_a_group_resumes_bit_identically_from_its_members_states(tiny_cfg, tmp_p
         _compare_runs(a.run_dir, b.run_dir, tiny_cfg.training.steps, exact=True)
 
 
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_group_save_cut_short_by_a_kill_is_undone_or_completed_and_resume_stays_exact(tiny_cfg, tmp_path, caplog, moved):
+    """A kill inside a group's save: member 0 has written its state at step 30 to its pending file, and
+    member 1 either has not (the save is undone: both resume from 20) or has already moved its own
+    into place (the save is completed: both resume from 30). Either way the group ends as if never killed."""
+    import shutil
+
+    caplog.set_level(logging.INFO, logger="transient_ridge")
+    Ms = [1.0, 4.0]
+    straight = [_member(tiny_cfg, M, None, tmp_path / "straight" / f"M{M}") for M in Ms]
+    train_group(straight)
+    at_20 = [_member(tiny_cfg, M, None, tmp_path / "at_20" / f"M{M}") for M in Ms]
+    train_group(at_20, stop_after=25)
+    at_30 = [_member(tiny_cfg, M, None, tmp_path / "at_30" / f"M{M}") for M in Ms]
+    train_group(at_30, stop_after=35)
+    killed = [_member(tiny_cfg, M, None, tmp_path / "killed" / f"M{M}") for M in Ms]
+    shutil.copytree(at_30[0].run_dir, killed[0].run_dir)  # member 0: everything up to 30, its state 30 pending
+    files = RunFiles(killed[0].run_dir)
+    files.state.replace(files.pending_state)
+    shutil.copy(RunFiles(at_20[0].run_dir).state, files.state)
+    shutil.copytree((at_30 if moved else at_20)[1].run_dir, killed[1].run_dir)
+    train_group(killed)
+    expected = 30 if moved else 20
+    assert f"a group save at step 30 was interrupted: {'completed' if moved else 'undone'}" in caplog.text
+    assert _resumed(caplog)[-2:] == [("M=1", expected), ("M=4", expected)]
+    for a, b in zip(straight, killed):
+        _compare_runs(a.run_dir, b.run_dir, tiny_cfg.training.steps, exact=True)
+
+
 def test_members_resumed_at_different_steps_are_brought_to_a_common_step(tiny_cfg, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="transient_ridge")
     members = [_member(tiny_cfg, M, None, tmp_path / "group" / f"M{M}") for M in (1.0, 4.0)]

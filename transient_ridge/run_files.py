@@ -7,6 +7,7 @@ and need not pay for importing torch.
 Layout of a run directory (see :mod:`transient_ridge.train`)::
 
     .resume/state.pt           latest full state (model, optimizer, step)
+    .resume/state.next.pt      a group member's next state, until every member of the group has one
     .resume/checkpoints/       weights at the kept checkpoint steps
     .resume/predictions/       raw probe-set predictions, one file per resume interval
     .resume/predictions.zarr   the predictions store, written once training is complete
@@ -50,6 +51,11 @@ class RunFiles:
     @property
     def state(self) -> Path:
         return self.resume_dir / "state.pt"
+
+    @property
+    def pending_state(self) -> Path:
+        """A group member's next state, moved to ``state`` once every member of its group has one."""
+        return self.resume_dir / "state.next.pt"
 
     @property
     def staged_checkpoints(self) -> Path:

@@ -289,8 +289,11 @@ def _resume(
     The saved state counts only when it was written with this run's settings
     (``plan.fingerprint``) and all the weights it should have kept are still
     staged; otherwise ``.resume/`` is discarded and the run starts afresh. Staged
-    weights after the resumed step (written after the state) are removed.
+    weights after the resumed step (written after the state) are removed, and so is a
+    pending state that a killed group left (:mod:`transient_ridge.train_group` settles
+    those before it resumes its members).
     """
+    files.pending_state.unlink(missing_ok=True)
     model, optimizer, step = _fresh_start(plan, device)
     if files.state.exists():
         state = torch.load(files.state, map_location=device, weights_only=False)
@@ -365,8 +368,10 @@ class _Recorder:
                 precision=self.plan.cfg.training.precision,
             )
 
-    def save_state(self, step: int) -> None:
-        """Flush the predictions recorded so far and write the full state to resume from."""
+    def save_state(self, step: int, *, pending: bool = False) -> None:
+        """Flush the predictions recorded so far and write the full state to resume from
+        (``pending``: to ``.resume/state.next.pt``, which a group moves into place once every
+        member has written one)."""
         _flush_predictions(self.files.staged_predictions, self.records)
         atomic_torch_save(
             {
@@ -376,7 +381,7 @@ class _Recorder:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
             },
-            self.files.state,
+            self.files.pending_state if pending else self.files.state,
         )
 
     def finish(self) -> None:

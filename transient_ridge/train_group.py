@@ -11,9 +11,10 @@ directory, checkpoints, predictions and resume state, written exactly as
 :func:`transient_ridge.train.train_run` writes them. Adam is elementwise and the loss is a
 sum of the members' own mean losses, so each member follows its own training; it computes
 what training it alone computes up to float rounding (batched kernels sum in another order;
-``tests/test_train_group.py`` compares them). A group resumes bit-identically from its
-members' states; members whose states are at different steps (a job killed between two
-members' saves, or regrouped runs) are brought to a common step first.
+``tests/test_train_group.py`` compares them). A group saves its members' states as one step
+(each to a pending file, then all moved into place), so a killed group resumes every member
+from one step, bit-identically; members whose states are at different steps all the same
+(runs regrouped after a change of the grid) are brought to a common step first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,6 +113,7 @@ def _train_members(
 ) -> bool:
     """Resume every member, train them to the last step (common steps first), stage their outputs."""
     total = members[0].cfg.training.steps
+    _settle_pending_states([RunFiles(Path(member.run_dir)) for member in members])
     recorders, steps = [], []
     for member in members:
         plan = _RunPlan.of(member.cfg, member.M)
@@ -152,6 +155,44 @@ def _train_members(
         if recorder is not None:
             recorder.stage_outputs()
     return True
+
+
+def _save_states_together(recorders: Sequence[_Recorder], step: int) -> None:
+    """Save every member's state at ``step`` as one step: each to its pending file first, then all moved
+    into place. A kill in between leaves states that :func:`_settle_pending_states` completes or drops,
+    so a killed group resumes with every member at one step, and exactly."""
+    for recorder in recorders:
+        recorder.save_state(step, pending=True)
+    for recorder in recorders:
+        os.replace(recorder.files.pending_state, recorder.files.state)
+
+
+def _saved_step(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+
+
+def _settle_pending_states(files: Sequence[RunFiles]) -> None:
+    """Finish or undo a group save that a kill interrupted (:func:`_save_states_together`).
+
+    If the newest pending step ``t`` was reached by every member (a pending file at ``t``, or a state
+    already moved into place at ``t``), the pending files are moved into place; otherwise they are
+    removed and every member resumes from its previous state.
+    """
+    pending = [_saved_step(f.pending_state) for f in files]
+    if all(step is None for step in pending):
+        return
+    newest = max(step for step in pending if step is not None)
+    complete = all(p == newest or (p is None and _saved_step(f.state) == newest) for f, p in zip(files, pending))
+    for f, step in zip(files, pending):
+        if step is None:
+            continue
+        if complete:
+            os.replace(f.pending_state, f.state)
+        else:
+            f.pending_state.unlink()
+    log.info("a group save at step %d was interrupted: %s", newest, "completed" if complete else "undone")
 
 
 class _StackedRuns:
@@ -309,8 +350,7 @@ class _StackedRuns:
                         recorder.stage_weights(step)
             if step % train_cfg.resume_every == 0 or step == total or step == end:
                 self.write_back(optimizer=True)
-                for recorder in self.recorders:
-                    recorder.save_state(step)
+                _save_states_together(self.recorders, step)
             if step % train_cfg.log_every == 0 or step == total:
                 rate = (step - started_step) / max(time.perf_counter() - started, 1e-9)
                 for label, loss_sum in zip(labels, loss_sums.tolist()):
