@@ -410,6 +410,39 @@ class _Recorder:
         )
 
 
+def _run_batch(
+    cfg: ExperimentConfig, task_tensor: torch.Tensor | None, step: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's training batch at ``step``: ``x (B, K, D)``, ``y (B, K)`` (its train seed, ``T_M`` or None for M = inf)."""
+    return sample_batch(
+        task_tensor,
+        seed=cfg.seeds.train,
+        step=step,
+        batch_size=cfg.training.batch_size,
+        K=cfg.data.K,
+        D=cfg.data.D,
+        noise_variance=cfg.data.noise_variance,
+        device=device,
+    )
+
+
+def _diverged(label: str, step: int, loss: float, lr: float, last_good_state: str) -> TrainingDivergedError:
+    """The error for a NaN or infinite loss; ``last_good_state`` says where it is kept ("is kept in …")."""
+    return TrainingDivergedError(
+        f"training {label} diverged at step {step}: loss={loss}. Lower training.lr (now {lr}) or check the "
+        f"data settings; the last good state {last_good_state}"
+    )
+
+
+def _log_progress(
+    logger: logging.Logger, label: str, step: int, total: int, loss: float, lr: float, rate: float, group_size: int = 1
+) -> None:
+    """The progress line of a run (``benchmarks/bench_pipeline.py`` reads its steps/s and group size)."""
+    group = f" (in a group of {group_size})" if group_size > 1 else ""
+    eta = (total - step) / max(rate, 1e-9)
+    logger.info("%s step %d/%d loss %.4f lr %.2e %.1f steps/s ETA %.0f s%s", label, step, total, loss, lr, rate, eta, group)
+
+
 def _train_loop(
     plan: _RunPlan,
     recorder: _Recorder,
@@ -437,16 +470,7 @@ def _train_loop(
     while step < total:
         if stop_after is not None and step >= stop_after:
             return False
-        x, y = sample_batch(
-            task_tensor,
-            seed=cfg.seeds.train,
-            step=step,
-            batch_size=train_cfg.batch_size,
-            K=cfg.data.K,
-            D=cfg.data.D,
-            noise_variance=cfg.data.noise_variance,
-            device=device,
-        )
+        x, y = _run_batch(cfg, task_tensor, step, device)
         lr = learning_rate(step, total, train_cfg.lr, train_cfg.schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -455,11 +479,7 @@ def _train_loop(
         if step in plan.record_steps or step % train_cfg.log_every == 0 or step == total:
             loss_value = float(loss.detach())  # synchronises with the device: only now and then
             if not math.isfinite(loss_value):
-                raise TrainingDivergedError(
-                    f"training {label} diverged at step {step}: loss={loss_value}. "
-                    f"Lower training.lr (now {train_cfg.lr}) or check the data settings; "
-                    f"the last good state is kept in {recorder.files.resume_dir}"
-                )
+                raise _diverged(label, step, loss_value, train_cfg.lr, f"is kept in {recorder.files.resume_dir}")
             loss_sum += loss_value
             loss_count += 1
         if step in plan.record_steps:
@@ -467,18 +487,8 @@ def _train_loop(
         if step % train_cfg.resume_every == 0 or step == total:
             recorder.save_state(step)
         if step % train_cfg.log_every == 0 or step == total:
-            elapsed = time.perf_counter() - started
-            rate = (step - started_step) / max(elapsed, 1e-9)
-            log.info(
-                "%s step %d/%d loss %.4f lr %.2e %.1f steps/s ETA %.0f s",
-                label,
-                step,
-                total,
-                loss_sum / max(loss_count, 1),
-                lr,
-                rate,
-                (total - step) / max(rate, 1e-9),
-            )
+            rate = (step - started_step) / max(time.perf_counter() - started, 1e-9)
+            _log_progress(log, label, step, total, loss_sum / max(loss_count, 1), lr, rate)
             loss_sum, loss_count = 0.0, 0
     return True
 

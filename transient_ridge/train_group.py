@@ -32,12 +32,22 @@ import numpy as np
 import torch
 
 from .config import ExperimentConfig
-from .data import sample_batch, task_set
+from .data import task_set
 from .model import stacked_forward
 from .precision import training_precision
 from .run_files import RunFiles, publish_staged_run, staged_for
 from .schedule import learning_rate
-from .train import ProbeInputs, TrainingDivergedError, _Recorder, _resume, _RunPlan, model_config_for, new_optimizer
+from .train import (
+    ProbeInputs,
+    _diverged,
+    _log_progress,
+    _Recorder,
+    _resume,
+    _run_batch,
+    _RunPlan,
+    model_config_for,
+    new_optimizer,
+)
 
 __all__ = ["GroupMember", "train_group"]
 
@@ -267,18 +277,8 @@ class _StackedRuns:
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's own batch at ``step``, stacked: ``x (C, B, K, D)``, ``y (C, B, K)``."""
-        train_cfg, data = self.cfg.training, self.cfg.data
         pairs = [
-            sample_batch(
-                task_tensor,
-                seed=recorder.plan.cfg.seeds.train,
-                step=step,
-                batch_size=train_cfg.batch_size,
-                K=data.K,
-                D=data.D,
-                noise_variance=data.noise_variance,
-                device=self.device,
-            )
+            _run_batch(recorder.plan.cfg, task_tensor, step, self.device)
             for recorder, task_tensor in zip(self.recorders, self.task_tensors)
         ]
         return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
@@ -334,11 +334,7 @@ class _StackedRuns:
                 values = losses.detach().double().cpu()
                 for label, value in zip(labels, values.tolist()):
                     if not math.isfinite(value):
-                        raise TrainingDivergedError(
-                            f"training {label} diverged at step {step}: loss={value}. "
-                            f"Lower training.lr (now {train_cfg.lr}) or check the data settings; "
-                            "the last good state of every run of its group is kept in its .resume/"
-                        )
+                        raise _diverged(label, step, value, train_cfg.lr, "of every run of its group is kept in its .resume/")
                 loss_sums += values
                 loss_count += 1
             if step in plan.record_steps:
@@ -354,17 +350,7 @@ class _StackedRuns:
             if step % train_cfg.log_every == 0 or step == total:
                 rate = (step - started_step) / max(time.perf_counter() - started, 1e-9)
                 for label, loss_sum in zip(labels, loss_sums.tolist()):
-                    log.info(
-                        "%s step %d/%d loss %.4f lr %.2e %.1f steps/s ETA %.0f s (in a group of %d)",
-                        label,
-                        step,
-                        total,
-                        loss_sum / max(loss_count, 1),
-                        lr,
-                        rate,
-                        (total - step) / max(rate, 1e-9),
-                        len(labels),
-                    )
+                    _log_progress(log, label, step, total, loss_sum / max(loss_count, 1), lr, rate, len(labels))
                 loss_sums.zero_()
                 loss_count = 0
         return True
