@@ -66,9 +66,8 @@ def main(experiment: str, block: dict, run: str, inputs, checkpoints_dir: str, t
         if not published_from_leader(cfg, run, group[0], run_dir):
             train(cfg, [run], [inputs.tasks], [run_dir], threads)
         return
-    members = group if len(group) > 1 else [run]
-    tasks_paths = [inputs.tasks, *inputs.get("group_tasks", [])]
-    train(cfg, members, tasks_paths, [runs_root / member for member in members], threads)
+    tasks_paths = [inputs.tasks, *inputs.get("group_tasks", [])]  # the leader's first, as in `group`
+    train(cfg, group, tasks_paths, [runs_root / member for member in group], threads)
 
 
 if "snakemake" in globals():
